@@ -187,6 +187,61 @@ pub struct Durable {
     pub entries: Vec<Entry>,
 }
 
+impl Durable {
+    /// Applies one `Ready`'s durable parts in the order the driver rules
+    /// give: the snapshot (keeping the log suffix after it only if the log
+    /// matches at the snapshot's index), then the entries (replacing any
+    /// conflicting suffix), then the hard state. Every driver's storage must
+    /// end in the state this function computes; the simulator and the tests
+    /// use it as the reference.
+    pub fn persist(
+        &mut self,
+        snapshot: Option<Snapshot>,
+        entries: Vec<Entry>,
+        hard_state: Option<HardState>,
+    ) {
+        if let Some(snapshot) = snapshot {
+            let keep_suffix = self
+                .entries
+                .iter()
+                .any(|entry| entry.index == snapshot.index && entry.term == snapshot.term);
+            if keep_suffix {
+                self.entries.retain(|entry| entry.index > snapshot.index);
+            } else {
+                self.entries.clear();
+            }
+            self.snapshot = Some(snapshot);
+        }
+        if let Some(first) = entries.first() {
+            let first_index = first.index;
+            self.entries.retain(|entry| entry.index < first_index);
+            let snapshot_index = self.snapshot_index();
+            let expected = self.entries.last().map_or(snapshot_index + 1, |entry| entry.index + 1);
+            let mut entries = entries.into_iter().filter(|entry| entry.index > snapshot_index);
+            if let Some(first) = entries.next() {
+                assert_eq!(first.index, expected, "a write would leave a gap in the log");
+                self.entries.push(first);
+                self.entries.extend(entries);
+            }
+        }
+        if let Some(hard_state) = hard_state {
+            self.hard_state = hard_state;
+        }
+    }
+
+    /// The index the snapshot covers, or 0.
+    pub fn snapshot_index(&self) -> Index {
+        self.snapshot.as_ref().map_or(0, |snapshot| snapshot.index)
+    }
+
+    /// Replaces the log prefix up to `snapshot.index` with the snapshot
+    /// (after the driver took it at an applied index).
+    pub fn compact(&mut self, snapshot: Snapshot) {
+        self.entries.retain(|entry| entry.index > snapshot.index);
+        self.snapshot = Some(snapshot);
+    }
+}
+
 /// A linearizable read the engine has confirmed: once the state machine has
 /// applied `index`, a read issued with `context` may be served locally.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

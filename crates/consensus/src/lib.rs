@@ -42,8 +42,17 @@
 //! 3. **Apply only what is committed**, exactly the `committed` entries, in
 //!    index order, each once. Applying is deterministic: same entries, same
 //!    state, same replies on every replica.
-//! 4. **Snapshot first.** A `snapshot` in a `Ready` replaces the state
-//!    machine before any of that `Ready`'s `committed` entries are applied.
+//! 4. **Snapshot first.** A `snapshot` in a `Ready` is persisted first and
+//!    replaces the state machine before any of that `Ready`'s `committed`
+//!    entries are applied. It also replaces the durable log up to its index:
+//!    durable entries after it are kept only if the durable entry at the
+//!    snapshot's index has the snapshot's term (log matching makes the suffix
+//!    identical to the engine's); otherwise the whole durable log is dropped.
+//!    A driver with an asynchronous disk may call `advance()` once a
+//!    `Ready`'s write is queued, holding back its messages, applies and reads
+//!    until that write is durable, provided writes complete in the order
+//!    they were queued: nothing the engine believes durable is visible
+//!    outside the node before it is.
 //! 5. **One `Ready` at a time.** Call `advance()` after handling a `Ready` in
 //!    full, and only then call `ready()` again (asserted).
 //! 6. **Reads wait for apply.** Serve a [`ReadState`] only once the applied
