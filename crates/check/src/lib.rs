@@ -59,12 +59,15 @@
 //! succeeds once all *completed* operations are placed. Among the minimal operations the search
 //! tries completed ones first and indeterminate ones only after them, so that writes which
 //! never took effect (the common case after a timeout) do not multiply the search; they are
-//! still tried at every point, so the search stays complete. Two reductions keep their
+//! still tried at every point, so the search stays complete. Three reductions keep their
 //! combinations down without losing any linearization: identical indeterminate operations are
-//! placed in invocation order (swapping two identical ones changes nothing observable), and an
+//! placed in invocation order (swapping two identical ones changes nothing observable); an
 //! indeterminate operation that would not change the state where it is tried is not placed
-//! there (the configuration without it dominates). An indeterminate `Get` has no effect and is
-//! dropped up front.
+//! there (the configuration without it dominates); and right after an indeterminate operation
+//! only an operation that depends on it may follow: one it commutes with or that absorbs it
+//! (a put overwriting it) is skipped, because the order with the indeterminate operation moved
+//! later or dropped is explored anyway. Configurations reached under that last restriction are
+//! cached with it. An indeterminate `Get` has no effect and is dropped up front.
 //!
 //! **Time.** Times are compared, never subtracted. An operation invoked at the same instant
 //! another completes counts as concurrent with it: the checker does not claim an order the

@@ -182,6 +182,12 @@ impl CompletedKey {
     }
 }
 
+/// The indeterminate half of a visited configuration; see `Search::visit`.
+struct Visited {
+    indeterminate: Box<[u64]>,
+    restriction: Option<(usize, StateId)>,
+}
+
 /// Whether every bit of `small` is set in `large` (same length).
 fn is_subset(small: &[u64], large: &[u64]) -> bool {
     small.iter().zip(large).all(|(small, large)| small & !large == 0)
@@ -243,9 +249,9 @@ struct Search<'a> {
     rank: Vec<usize>,
     completed_linearized_set: Bitset,
     indeterminate_linearized_set: Bitset,
-    /// Lowe's cache with dominance: for each (completed set, state) visited, the minimal sets of
+    /// Lowe's cache with dominance: for each (completed set, state) visited, the sets of
     /// indeterminate operations it was visited with.
-    cache: HashMap<CompletedKey, Vec<Box<[u64]>>>,
+    cache: HashMap<CompletedKey, Vec<Visited>>,
     /// For an indeterminate operation, the latest one invoked before it that is identical
     /// (`NIL` if none); see `may_place`.
     previous_identical: Vec<usize>,
@@ -399,7 +405,8 @@ impl<'a> Search<'a> {
     /// Places `operation` next if the register allows it and the resulting configuration is
     /// new; returns whether it did.
     fn try_linearize(&mut self, operation: usize, side_bound: Option<(u64, usize)>) -> bool {
-        let entry = &self.entries[operation];
+        let entries = self.entries;
+        let entry = &entries[operation];
         let Some(state_after) = self.register.step(self.state, &entry.compiled, operation) else {
             return false;
         };
@@ -410,9 +417,13 @@ impl<'a> Search<'a> {
             // (see `visit`): skip it without a cache lookup.
             return false;
         }
+        if self.follows_latest_needlessly(operation, state_after) {
+            return false;
+        }
         let rank = self.rank[operation];
         self.linearized_set(completed).set(rank);
-        if !self.visit(state_after) {
+        let restriction = if completed { None } else { Some((operation, self.state)) };
+        if !self.visit(state_after, restriction) {
             self.linearized_set(completed).clear(rank);
             return false;
         }
@@ -425,6 +436,37 @@ impl<'a> Search<'a> {
         true
     }
 
+    /// Whether `operation`, which would bring the register to `state_after`, may be skipped
+    /// because the operation placed just before it is indeterminate and is either absorbed by
+    /// it or commutes with it.
+    ///
+    /// Canonical linearizations: an indeterminate operation `v` immediately followed by `x` can
+    /// be dropped when `x` absorbs it (`x` gives the same result and leaves the same state
+    /// with or without `v` before it, as a put does), and can move after `x` when they commute
+    /// (same result for `x`, same state after both), because `v` has no result to honour and
+    /// no completion that real time could violate. Repeating these moves, and dropping
+    /// indeterminate operations that change nothing or come last, turns any linearization into
+    /// one where every indeterminate operation changes the state and is immediately followed by
+    /// an operation that neither absorbs nor commutes with it (typically a read that sees its
+    /// effect). The search explores only those; the alternatives are explored from the
+    /// configuration before `v`, where `x` was tried too.
+    fn follows_latest_needlessly(&mut self, operation: usize, state_after: StateId) -> bool {
+        let Some(latest) = self.stack.last() else { return false };
+        let entries = self.entries;
+        let latest_entry = &entries[latest.operation];
+        if latest_entry.completed_at().is_some() {
+            return false;
+        }
+        let Some(without_latest) =
+            self.register.step(latest.state_before, &entries[operation].compiled, operation)
+        else {
+            return false;
+        };
+        without_latest == state_after
+            || self.register.step(without_latest, &latest_entry.compiled, latest.operation)
+                == Some(state_after)
+    }
+
     fn linearized_set(&mut self, completed: bool) -> &mut Bitset {
         if completed {
             &mut self.completed_linearized_set
@@ -435,22 +477,31 @@ impl<'a> Search<'a> {
 
     /// Records the current sets with `state` as visited; returns false when an equal or
     /// dominating configuration was visited before, so nothing new lies below this one.
+    /// `restriction` is `Some((operation, state before it))` when the configuration was just
+    /// reached by placing an indeterminate operation: its exploration is then limited to what
+    /// may follow that operation (see `follows_latest_needlessly`), so it only dominates or is
+    /// dominated by configurations with the same restriction or none.
     ///
-    /// Dominance: with the same completed operations linearized and the same state, a
-    /// configuration that used a subset of the indeterminate operations can do everything this
-    /// one can, since the extra ones may simply never take effect, and which operations may go
-    /// next depends only on the pending completed ones. With no indeterminate operations this is
-    /// exactly Lowe's cache of equal configurations.
-    fn visit(&mut self, state: StateId) -> bool {
+    /// Dominance: with the same completed operations linearized and the same state, an
+    /// unrestricted configuration that used a subset of the indeterminate operations can do
+    /// everything this one can, since the extra ones may simply never take effect, and which
+    /// operations may go next depends only on the pending completed ones. With no indeterminate
+    /// operations this is exactly Lowe's cache of equal configurations.
+    fn visit(&mut self, state: StateId, restriction: Option<(usize, StateId)>) -> bool {
         let key = CompletedKey::new(&self.completed_linearized_set, state);
-        let taken = &self.indeterminate_linearized_set.words;
+        let taken = self.indeterminate_linearized_set.words.as_slice();
         let seen = self.cache.entry(key).or_default();
-        if seen.iter().any(|earlier| is_subset(earlier, taken)) {
+        let dominates = |earlier: &Visited, later_restriction, later: &[u64]| {
+            (earlier.restriction.is_none() || earlier.restriction == later_restriction)
+                && is_subset(&earlier.indeterminate, later)
+        };
+        if seen.iter().any(|earlier| dominates(earlier, restriction, taken)) {
             return false;
         }
-        // Keep only minimal sets: those this one dominates are redundant now.
-        seen.retain(|earlier| !is_subset(taken, earlier));
-        seen.push(taken.as_slice().into());
+        // Keep the list short: the configurations this one dominates are redundant now.
+        let this = Visited { indeterminate: taken.into(), restriction };
+        seen.retain(|later| !dominates(&this, later.restriction, &later.indeterminate));
+        seen.push(this);
         self.configurations += 1;
         true
     }

@@ -209,6 +209,14 @@ fn indeterminate_operation_may_explain_a_read() {
         get(3, "x", Some("ab"), 10, 20),
     ];
     assert_linearizable(&history);
+    // Two indeterminate writes, each seen in turn, in the order opposite to their invocation.
+    let history = [
+        put(1, "x", "a", 0, None),
+        put(2, "x", "b", 1, None),
+        get(3, "x", Some("b"), 10, 11),
+        get(3, "x", Some("a"), 12, 13),
+    ];
+    assert_linearizable(&history);
     // But not one invoked after the read completed.
     let history = [get(2, "x", Some("a"), 10, 20), put(1, "x", "a", 30, None)];
     assert_not_linearizable(&history, "x");

@@ -188,6 +188,15 @@ fn long_random_histories_pass_and_fail_when_corrupted() {
 }
 
 #[test]
+fn long_random_histories_with_indeterminate_operations() {
+    // Goal: timeouts (indeterminate writes that took effect or not) on a long history with
+    // varied values are resolved without exhausting the budget, both ways.
+    let shape =
+        Shape { operations: 1000, clients: 4, keys: 1, indeterminate_percent: 2, values: 1000 };
+    run(3, 4, &shape);
+}
+
+#[test]
 fn generated_histories_are_concurrent() {
     // Goal: the generator really produces overlapping intervals and indeterminate operations,
     // so the tests above exercise the search and not just a sequence.
