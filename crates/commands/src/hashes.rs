@@ -225,7 +225,7 @@ pub(crate) fn hrandfield(db: &Keyspace, context: &Context, args: &[Bytes]) -> Re
         [option] if is_option(option, "WITHVALUES") => true,
         _ => return syntax_error(),
     };
-    if count < -(i64::MAX / 2) || (with_values && count < -(i64::MAX / 4)) {
+    if count < 0 && count.unsigned_abs() > crate::sets::SAMPLE_COUNT_MAX {
         return Err(error(reply::OUT_OF_RANGE));
     }
     let Some(fields) = fields else {

@@ -84,6 +84,11 @@ fn hrandfield_and_hscan() {
     };
     assert_eq!(repeats.len(), 14);
     assert_eq!(h.run(&["HRANDFIELD", "coin", "1", "BOGUS"]), err(SYNTAX));
+    assert_eq!(
+        h.run(&["HRANDFIELD", "coin", "-4611686018427387904"]),
+        err("ERR value is out of range"),
+        "huge repeating draws are refused rather than allocated on every replica"
+    );
     assert_eq!(h.run(&["HRANDFIELD", "none"]), Frame::Null);
     assert_eq!(h.run(&["HRANDFIELD", "none", "3"]), Frame::Array(vec![]));
     for index in 0..100 {
