@@ -165,6 +165,7 @@ impl Raft {
             let first = entries[position].index;
             let truncated = first <= self.log.last_index();
             if truncated {
+                assert!(!self.is_leader(), "a leader never truncates its own log");
                 self.log.truncate_from(first);
             }
             self.log.append(&entries[position..]);

@@ -2,8 +2,11 @@
 //! of engines, a FIFO of messages delivered in order, durable state kept
 //! exactly as `Ready` asks, and an applied log per replica.
 
+#[cfg(feature = "bugs")]
+mod bugs;
 mod election;
 mod membership;
+mod random;
 mod reads;
 mod replication;
 mod snapshot;
@@ -22,7 +25,7 @@ type Filter = Box<dyn FnMut(&mut Message) -> bool>;
 
 pub(super) struct Network {
     pub(super) nodes: BTreeMap<NodeId, Raft>,
-    founding: Membership,
+    founding: BTreeMap<NodeId, Membership>,
     options: BTreeMap<NodeId, Options>,
     pub(super) durable: BTreeMap<NodeId, Durable>,
     /// Entries applied since the last snapshot restore, and that restore's index.
@@ -31,12 +34,17 @@ pub(super) struct Network {
     pub(super) restored: BTreeMap<NodeId, Vec<crate::Snapshot>>,
     pub(super) reads: BTreeMap<NodeId, Vec<ReadState>>,
     pub(super) aborted: BTreeMap<NodeId, Vec<u64>>,
-    queue: VecDeque<Message>,
+    pub(super) queue: VecDeque<Message>,
     /// Replicas cut off from everyone.
-    isolated: BTreeSet<NodeId>,
+    pub(super) isolated: BTreeSet<NodeId>,
     pub(super) filter: Option<Filter>,
     /// Every message delivered, in order.
     pub(super) delivered: Vec<Message>,
+    /// Every entry any replica applied, by index: all must agree.
+    applied_anywhere: BTreeMap<Index, Entry>,
+    /// For each read context, the highest commit index any replica knew when
+    /// the read was issued; a confirmed read must not be older.
+    pub(super) read_floors: BTreeMap<u64, Index>,
 }
 
 pub(super) fn options(id: NodeId) -> Options {
@@ -52,7 +60,7 @@ impl Network {
     pub(super) fn with(founding: Membership, tune: impl Fn(&mut Options)) -> Network {
         let mut network = Network {
             nodes: BTreeMap::new(),
-            founding: founding.clone(),
+            founding: BTreeMap::new(),
             options: BTreeMap::new(),
             durable: BTreeMap::new(),
             applied: BTreeMap::new(),
@@ -64,6 +72,8 @@ impl Network {
             isolated: BTreeSet::new(),
             filter: None,
             delivered: Vec::new(),
+            applied_anywhere: BTreeMap::new(),
+            read_floors: BTreeMap::new(),
         };
         for id in founding.members() {
             let mut options = options(id);
@@ -81,7 +91,8 @@ impl Network {
         durable: Durable,
     ) {
         let applied_index = durable.snapshot.as_ref().map_or(0, |s| s.index);
-        self.nodes.insert(id, Raft::new(options.clone(), founding, durable.clone()));
+        self.nodes.insert(id, Raft::new(options.clone(), founding.clone(), durable.clone()));
+        self.founding.insert(id, founding);
         self.options.insert(id, options);
         self.durable.insert(id, durable);
         self.applied.insert(id, Vec::new());
@@ -150,7 +161,14 @@ impl Network {
                     "applied entry {entry:?} was never handed out for persistence"
                 );
                 *applied_index = entry.index;
+                let first =
+                    self.applied_anywhere.entry(entry.index).or_insert_with(|| entry.clone());
+                assert_eq!(*first, entry, "replicas applied different entries at one index");
                 self.applied.get_mut(&id).expect("known node").push(entry);
+            }
+            for read in &ready.reads {
+                let floor = self.read_floors.get(&read.context).copied().unwrap_or(0);
+                assert!(read.index >= floor, "read {read:?} misses a commit before it ({floor})");
             }
             self.reads.entry(id).or_default().extend(ready.reads);
             self.aborted.entry(id).or_default().extend(ready.aborted_reads);
@@ -162,7 +180,7 @@ impl Network {
         }
     }
 
-    fn process_all(&mut self) {
+    pub(super) fn process_all(&mut self) {
         let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
         for id in ids {
             self.process(id);
@@ -173,20 +191,26 @@ impl Network {
     pub(super) fn deliver(&mut self) {
         for _ in 0..100_000 {
             self.process_all();
-            let Some(mut message) = self.queue.pop_front() else { return };
-            if self.isolated.contains(&message.from) || self.isolated.contains(&message.to) {
-                continue;
-            }
-            if let Some(filter) = &mut self.filter {
-                if !filter(&mut message) {
-                    continue;
-                }
-            }
-            let Some(node) = self.nodes.get_mut(&message.to) else { continue };
-            self.delivered.push(message.clone());
-            node.step(message);
+            let Some(message) = self.queue.pop_front() else { return };
+            self.deliver_message(message);
         }
         panic!("the network never went quiet");
+    }
+
+    /// Hands one message to its addressee unless a partition or the filter
+    /// stops it.
+    pub(super) fn deliver_message(&mut self, mut message: Message) {
+        if self.isolated.contains(&message.from) || self.isolated.contains(&message.to) {
+            return;
+        }
+        if let Some(filter) = &mut self.filter {
+            if !filter(&mut message) {
+                return;
+            }
+        }
+        let Some(node) = self.nodes.get_mut(&message.to) else { return };
+        self.delivered.push(message.clone());
+        node.step(message);
     }
 
     pub(super) fn tick(&mut self, id: NodeId, ticks: u32) {
@@ -238,7 +262,7 @@ impl Network {
         let durable = self.durable[&id].clone();
         self.queue.retain(|m| m.from != id && m.to != id);
         let options = self.options[&id].clone();
-        let founding = self.founding.clone();
+        let founding = self.founding[&id].clone();
         self.add(id, options, founding, durable);
     }
 

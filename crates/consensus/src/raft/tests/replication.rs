@@ -173,3 +173,28 @@ fn pipelining_stops_at_the_inflight_window() {
     network.tick_all(10);
     assert_eq!(network.commands(2).len(), 11);
 }
+
+#[test]
+fn heartbeats_never_carry_a_commit_index_beyond_the_followers_match() {
+    let mut network = Network::new(&[1, 2, 3]);
+    network.elect(1);
+    network.isolate(3);
+    network.propose(1, "a");
+    network.propose(1, "b");
+    let commit = network.node(1).status().commit;
+    let heartbeats = Rc::new(std::cell::RefCell::new(Vec::new()));
+    let seen = Rc::clone(&heartbeats);
+    network.heal();
+    network.filter = Some(Box::new(move |message| {
+        if let Body::Heartbeat { commit, .. } = message.body {
+            seen.borrow_mut().push((message.to, commit));
+        }
+        !matches!(message.body, Body::Append { .. }) || message.to != 3
+    }));
+    network.tick(1, 2);
+    let heartbeats = heartbeats.borrow();
+    assert!(heartbeats.contains(&(2, commit)));
+    assert!(heartbeats.iter().any(|(to, _)| *to == 3));
+    assert!(heartbeats.iter().filter(|(to, _)| *to == 3).all(|&(_, c)| c < commit));
+    assert!(network.node(3).status().commit < commit);
+}
