@@ -112,7 +112,12 @@ impl Raft {
             || (pre && term > self.term);
         let up_to_date =
             self.log.is_up_to_date(last_index, last_term) || bug!(self, VoteWithoutLogCheck);
-        let granted = free && up_to_date && self.is_voter();
+        // Whether this replica is a voter does not matter here: only the
+        // candidate's configuration decides whose votes count (it ignores
+        // learners'). A replica promoted by an entry it has not yet received
+        // still believes it is a learner, or not a member at all, and if it
+        // refused, a group whose other voters are down could never elect.
+        let granted = free && up_to_date;
         if pre {
             let response_term = if granted { term } else { self.term };
             self.send_with_term(from, response_term, Body::PreVoteResponse { granted });

@@ -63,8 +63,11 @@
 //! before an election timeout passes on *their* clocks, so the lease is safe
 //! only while clocks run at nearly the same rate (bounded drift; the one
 //! tick margin absorbs at most one tick of drift per election timeout).
-//! Leases are not used during a leadership transfer, which bypasses
-//! stickiness. Losing leadership aborts every pending read.
+//! Because a restart forgets when the leader was last heard, a replica
+//! started with `lease_reads` ignores vote requests for its first election
+//! timeout. A leadership transfer bypasses stickiness, so no lease is used
+//! during one, and rounds started during one never extend the lease. Losing
+//! leadership aborts every pending read.
 //!
 //! **Leadership transfer (§3.10).** The leader stops accepting proposals,
 //! brings the target's log up to date, then sends `TimeoutNow`; the target
@@ -85,7 +88,12 @@
 //! `Error::MembershipChangePending`. A leader that removes itself keeps
 //! leading (without counting itself) until the change commits, then steps
 //! down (§4.2.2); a replica that is not a voter never campaigns. Learners
-//! receive the log but never vote, campaign, or count in a quorum.
+//! receive the log but never campaign and never count in a quorum: a
+//! candidate counts only the votes of voters in its own configuration. A
+//! replica does answer vote requests whatever it believes its own role is
+//! (as etcd-io/raft does): one promoted by an entry it has not received yet
+//! still thinks it is a learner, and if it refused, a group whose other
+//! voters are down could never elect a leader again.
 //!
 //! Messages from replicas outside the membership are not ignored wholesale:
 //! a replica lagging behind may not yet know the configuration that makes
@@ -291,9 +299,15 @@ impl Raft {
     /// Whether this replica heard from a leader within the minimum election
     /// timeout, so that it should ignore vote requests (§4.2.3 / §9.6).
     fn in_leader_lease(&self) -> bool {
-        self.options.check_quorum
-            && self.leader.is_some()
-            && (self.is_leader() || self.election_elapsed_ticks < self.options.election_ticks)
+        let heard_leader = self.leader.is_some()
+            && (self.is_leader() || self.election_elapsed_ticks < self.options.election_ticks);
+        // A restart forgets when the leader was last heard from. With lease
+        // reads a leader may count on this replica's silence for an election
+        // timeout after its last acknowledgement, so a freshly started
+        // replica stays silent that long.
+        let restarting =
+            self.options.lease_reads && self.ticks < u64::from(self.options.election_ticks);
+        self.options.check_quorum && (heard_leader || restarting)
     }
 
     fn step_message(&mut self, message: Message) {

@@ -114,7 +114,11 @@ impl Raft {
         state.round += 1;
         state.round_open = true;
         let round = state.round;
-        state.round_ticks.push_back((round, ticks));
+        if state.transfer.is_none() {
+            // Voters may vote for the transfer target at any moment, so
+            // rounds started during a transfer promise nothing.
+            state.round_ticks.push_back((round, ticks));
+        }
         // Rounds older than an election timeout cannot extend a lease.
         while state.round_ticks.len() > 2 * self.options.election_ticks as usize + 2 {
             state.round_ticks.pop_front();

@@ -1,7 +1,7 @@
 //! Membership changes, learners, leadership transfer.
 
 use super::Network;
-use crate::raft::{Body, Message};
+use crate::raft::Body;
 use crate::{Durable, Engine, Error, Membership, MembershipChange, Role};
 
 /// A group {1,2,3} whose leader 1 has committed its no-op.
@@ -73,29 +73,57 @@ fn a_configuration_takes_effect_when_appended_and_reverts_when_truncated() {
 }
 
 #[test]
-fn learners_receive_the_log_but_never_vote_or_campaign() {
+fn learners_receive_the_log_but_never_campaign_nor_count_in_a_quorum() {
     let founding = Membership { voters: [1, 2].into(), learners: [3].into() };
     let mut network = Network::with(founding, |_| {});
     network.tick(3, 200);
     assert_eq!(network.role(3), Role::Learner);
     assert_eq!(network.term(3), 0, "a learner never campaigns");
-    network.node_mut(3).step(Message {
-        from: 2,
-        to: 3,
-        term: 1,
-        body: Body::Vote { last_index: 10, last_term: 1, transfer: false },
-    });
-    let ready = network.node_mut(3).ready();
-    assert_eq!(ready.messages[0].body, Body::VoteResponse { granted: false });
-    network.node_mut(3).advance();
-    network.elect(1);
-    network.propose(1, "a");
-    assert_eq!(network.commands(3), vec!["a"]);
-    // Its acknowledgements do not count: with node 2 away nothing commits.
+    assert_eq!(network.delivered.len(), 0, "nor asks anyone for anything");
+    // With voter 2 away, the learner's support cannot elect node 1.
     network.isolate(2);
-    let proposal = network.node_mut(1).propose("b".into()).expect("accepted");
-    network.tick(1, 3);
-    assert!(network.node(1).status().commit < proposal.index);
+    network.tick(1, 100);
+    assert_ne!(network.role(1), Role::Leader, "a learner's vote does not count");
+    network.heal();
+    network.tick_all(40);
+    assert_eq!(network.leaders().len(), 1);
+    let leader = network.leaders()[0];
+    assert_ne!(leader, 3);
+    network.propose(leader, "a");
+    assert_eq!(network.commands(3), vec!["a"]);
+    // Its acknowledgements do not count either: with the other voter away
+    // nothing commits.
+    let other = if leader == 1 { 2 } else { 1 };
+    network.isolate(other);
+    let proposal = network.node_mut(leader).propose("b".into()).expect("accepted");
+    network.tick(leader, 3);
+    assert!(network.node(leader).status().commit < proposal.index);
+    assert_eq!(network.node(3).status().last_index, proposal.index, "yet it has the entry");
+}
+
+#[test]
+fn a_replica_promoted_unawares_still_votes() {
+    // Node 3 was promoted by an entry it never received; it must still help
+    // elect a leader when the only other up-to-date voter is down.
+    let mut network = settled();
+    network.add(4, super::options(4), Membership::default(), Durable::default());
+    network.node_mut(1).propose_membership(MembershipChange::AddLearner(4)).expect("accepted");
+    network.tick_all(4);
+    network.isolate(4);
+    network.node_mut(1).propose_membership(MembershipChange::Promote(4)).expect("accepted");
+    network.tick_all(4); // {1,2,3,4} commits with 1, 2, 3
+    assert_eq!(network.role(4), Role::Learner);
+    // Node 1 goes down; 2 and 3 need a third vote of four, which only the
+    // unaware node 4 can give.
+    network.isolate(1);
+    network.isolated.remove(&4);
+    network.tick_all(60);
+    let leaders: Vec<_> = network.leaders().into_iter().filter(|&id| id != 1).collect();
+    assert_eq!(leaders.len(), 1, "2 or 3 is elected with node 4's vote");
+    assert!(network
+        .delivered
+        .iter()
+        .any(|m| m.from == 4 && m.body == Body::VoteResponse { granted: true }));
 }
 
 #[test]

@@ -80,15 +80,43 @@ fn a_single_voter_confirms_reads_at_once() {
 #[test]
 fn lease_reads_skip_the_round_while_the_lease_holds() {
     let mut network = Network::with(Membership::with_voters([1, 2, 3]), |o| o.lease_reads = true);
-    network.elect(1);
-    network.tick(1, 2); // one acknowledged heartbeat round grants the lease
-    network.isolate(2);
-    network.isolate(3);
-    network.node_mut(1).read_index(1).expect("accepted");
-    network.process(1);
-    assert_eq!(network.reads[&1].len(), 1, "served from the lease without a round");
-    network.tick(1, 12); // the lease runs out
-    network.node_mut(1).read_index(2).expect("accepted");
-    network.process(1);
-    assert_eq!(network.reads[&1].len(), 1, "no lease left: waits for a quorum");
+    network.tick_all(40);
+    let leader = network.leaders()[0];
+    network.tick(leader, 2); // one more acknowledged round renews the lease
+    for id in [1, 2, 3].into_iter().filter(|&id| id != leader) {
+        network.isolate(id);
+    }
+    network.node_mut(leader).read_index(1).expect("accepted");
+    network.process(leader);
+    assert_eq!(network.reads[&leader].len(), 1, "served from the lease without a round");
+    network.tick(leader, 12); // the lease runs out
+    network.node_mut(leader).read_index(2).expect("accepted");
+    network.process(leader);
+    assert_eq!(network.reads[&leader].len(), 1, "no lease left: waits for a quorum");
+}
+
+#[test]
+fn with_lease_reads_a_restarted_replica_stays_silent_for_an_election_timeout() {
+    // The leader's lease counts on voters not voting for an election timeout
+    // after acknowledging it; a restart must not shorten that.
+    let mut network = Network::with(Membership::with_voters([1, 2, 3]), |o| o.lease_reads = true);
+    network.tick_all(40);
+    let leader = network.leaders()[0];
+    let voter = if leader == 1 { 2 } else { 1 };
+    network.restart(voter);
+    let term = network.term(voter);
+    let last_index = network.node(voter).status().last_index;
+    let request = |term| crate::raft::Message {
+        from: 3,
+        to: voter,
+        term,
+        body: Body::Vote { last_index, last_term: term, transfer: false },
+    };
+    network.node_mut(voter).step(request(term + 1));
+    assert_eq!(network.term(voter), term, "ignored right after the restart");
+    for _ in 0..10 {
+        network.node_mut(voter).tick();
+    }
+    network.node_mut(voter).step(request(term + 1));
+    assert_eq!(network.term(voter), term + 1, "answered once the timeout has passed");
 }
