@@ -468,5 +468,11 @@ pub trait Engine {
     /// Reports that the last `Ready` was handled in full.
     fn advance(&mut self);
 
+    /// The replica's role, without building a whole [`Status`].
+    fn role(&self) -> Role;
+
+    /// The leader this replica knows of, if any.
+    fn leader(&self) -> Option<NodeId>;
+
     fn status(&self) -> Status;
 }

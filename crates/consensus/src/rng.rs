@@ -75,18 +75,24 @@ mod tests {
 
     #[test]
     fn same_seed_same_sequence_different_seed_different_sequence() {
-        let a: Vec<u64> = (0..8).map({
-            let mut rng = Rng::new(7);
-            move |_| rng.next_u64()
-        }).collect();
-        let b: Vec<u64> = (0..8).map({
-            let mut rng = Rng::new(7);
-            move |_| rng.next_u64()
-        }).collect();
-        let c: Vec<u64> = (0..8).map({
-            let mut rng = Rng::new(8);
-            move |_| rng.next_u64()
-        }).collect();
+        let a: Vec<u64> = (0..8)
+            .map({
+                let mut rng = Rng::new(7);
+                move |_| rng.next_u64()
+            })
+            .collect();
+        let b: Vec<u64> = (0..8)
+            .map({
+                let mut rng = Rng::new(7);
+                move |_| rng.next_u64()
+            })
+            .collect();
+        let c: Vec<u64> = (0..8)
+            .map({
+                let mut rng = Rng::new(8);
+                move |_| rng.next_u64()
+            })
+            .collect();
         assert_eq!(a, b);
         assert_ne!(a, c);
     }

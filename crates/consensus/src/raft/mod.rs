@@ -482,17 +482,24 @@ impl Engine for Raft {
         self.ready_outstanding = false;
     }
 
-    fn status(&self) -> Status {
-        let role = match self.role {
+    fn role(&self) -> Role {
+        match self.role {
             RoleState::Leader(_) => Role::Leader,
             RoleState::Candidate(_) => Role::Candidate,
             RoleState::PreCandidate(_) => Role::PreCandidate,
             RoleState::Follower if self.membership.learners.contains(&self.id()) => Role::Learner,
             RoleState::Follower => Role::Follower,
-        };
+        }
+    }
+
+    fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+
+    fn status(&self) -> Status {
         Status {
             id: self.id(),
-            role,
+            role: Engine::role(self),
             term: self.term,
             leader: self.leader,
             commit: self.log.commit(),

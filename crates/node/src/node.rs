@@ -1,0 +1,851 @@
+//! [`Node`]: request routing, forwarding, reads, blocked clients and the
+//! driver loop of the replica's engine.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use bytes::Bytes;
+use consensus::rng::Rng;
+use consensus::{
+    Durable, Engine, Error, Index, Membership, MembershipChange, NodeId, Options, Proposal, Role,
+    Term,
+};
+use resp::Frame;
+
+use crate::entry::{Action, Payload};
+use crate::replica::{Applied, DiskTask, Held, Replica, Write};
+use crate::{GroupId, DATA_GROUP};
+
+/// Identifies a client request on the node that received it.
+pub type RequestId = u64;
+
+/// What a client asks the node to do (connection-level commands such as
+/// HELLO or CLIENT never reach the node).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// One command line: a read, a write or a blocking command.
+    Execute(Vec<Bytes>),
+    /// MULTI … EXEC, applied as one entry.
+    Transaction { watched: Vec<(Bytes, u64)>, commands: Vec<Vec<Bytes>> },
+    /// The versions of keys, for WATCH (a linearizable read).
+    KeyVersions(Vec<Bytes>),
+}
+
+/// Who waits for a reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// A client connected to this node.
+    Local(RequestId),
+    /// A client of another node, which forwarded the command here.
+    Remote { node: NodeId, request: RequestId },
+}
+
+/// Everything nodes say to each other.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PeerMessage<M> {
+    /// A consensus message for one group.
+    Consensus { group: GroupId, message: M },
+    /// A client command forwarded to the leader.
+    Forward { request: RequestId, command: Command },
+    /// The leader's reply to a forwarded command.
+    Reply { request: RequestId, frame: Frame },
+    /// The receiver did not act on a forwarded command (it does not lead);
+    /// the sender should route it again.
+    Redirect { request: RequestId, leader: Option<NodeId> },
+    /// A new node asks to be added to the cluster.
+    Join { node: NodeId, peer: String, client: String },
+    /// A learner reports it has caught up and may be promoted.
+    CaughtUp { node: NodeId },
+}
+
+#[derive(Clone, Debug)]
+pub struct NodeOptions {
+    pub id: NodeId,
+    /// How long a command may wait for a leader before it fails.
+    pub request_timeout_ms: u64,
+    /// Applied entries between two snapshots of the state machine.
+    pub snapshot_entries: u64,
+    /// Expired keys removed per purge entry.
+    pub purge_keys_max: usize,
+    /// Where this node listens for peers and for clients (replicated so that
+    /// every member knows where its peers are).
+    pub peer_address: String,
+    pub client_address: String,
+    /// Engine tuning (election and heartbeat ticks, batching).
+    pub engine: Options,
+}
+
+impl NodeOptions {
+    pub fn new(id: NodeId) -> NodeOptions {
+        NodeOptions {
+            id,
+            request_timeout_ms: 5_000,
+            snapshot_entries: 10_000,
+            purge_keys_max: 128,
+            peer_address: String::new(),
+            client_address: String::new(),
+            engine: Options::new(id),
+        }
+    }
+}
+
+/// What the shell must do after a call into the node.
+#[derive(Debug)]
+pub struct Outbox<M> {
+    /// Disk work, in order. Report each `Write` with [`Node::persisted`].
+    pub disk: Vec<DiskTask>,
+    pub messages: Vec<(NodeId, PeerMessage<M>)>,
+    pub replies: Vec<(RequestId, Frame)>,
+}
+
+impl<M> Default for Outbox<M> {
+    fn default() -> Self {
+        Outbox { disk: Vec::new(), messages: Vec::new(), replies: Vec::new() }
+    }
+}
+
+impl<M> Outbox<M> {
+    pub fn is_empty(&self) -> bool {
+        self.disk.is_empty() && self.messages.is_empty() && self.replies.is_empty()
+    }
+}
+
+/// A snapshot of the node for `INFO`.
+#[derive(Clone, Debug)]
+pub struct NodeStatus {
+    pub id: NodeId,
+    pub role: Role,
+    pub term: Term,
+    pub leader: Option<NodeId>,
+    pub commit: Index,
+    pub applied: Index,
+    pub last_index: Index,
+    pub snapshot_index: Index,
+    pub membership: Membership,
+    pub keys: usize,
+    pub pending_requests: usize,
+    pub blocked_clients: usize,
+    pub addresses: BTreeMap<NodeId, (String, String)>,
+}
+
+/// A client request this node received and has not answered.
+struct LocalRequest {
+    /// Kept to route it again after a redirect.
+    command: Command,
+    /// `None` for a blocking command waiting without a limit.
+    deadline_ms: Option<u64>,
+    /// The node it was forwarded to, if any.
+    forwarded_to: Option<NodeId>,
+    redirects: u32,
+}
+
+/// A proposal in flight: who waits for it and what it was.
+struct Pending {
+    term: Term,
+    origin: Origin,
+    command: Command,
+    /// Set when the proposal is a parked client's retry.
+    waiter: Option<u64>,
+}
+
+/// A client parked by a blocking command, on the leader.
+struct Waiter {
+    id: u64,
+    origin: Origin,
+    args: Vec<Bytes>,
+    keys: Vec<Bytes>,
+    deadline_ms: Option<u64>,
+    /// A retry of its command is in the log.
+    proposed: bool,
+    /// The timeout passed while a retry was in flight: answer with the
+    /// retry's outcome, or with the timeout reply if it blocks again.
+    expired: bool,
+}
+
+const REDIRECTS_MAX: u32 = 8;
+/// Ticks between a learner's reports that it has caught up.
+const CAUGHT_UP_REPORT_TICKS: u64 = 10;
+
+pub struct Node<E: Engine> {
+    options: NodeOptions,
+    replica: Replica<E>,
+    requests: BTreeMap<RequestId, LocalRequest>,
+    waiting_for_leader: VecDeque<(Origin, Command)>,
+    proposals: BTreeMap<Index, Pending>,
+    reads: BTreeMap<u64, (Origin, Command)>,
+    confirmed_reads: Vec<(Index, Origin, Command)>,
+    next_read_context: u64,
+    waiters: VecDeque<Waiter>,
+    next_waiter: u64,
+    purge_in_flight: Option<Index>,
+    membership_queue: VecDeque<MembershipChange>,
+    was_leader: bool,
+    next_write: u64,
+    last_stamp_ms: u64,
+    now_ms: u64,
+    ticks: u64,
+    rng: Rng,
+    outbox: Outbox<E::Message>,
+}
+
+impl<E: Engine> Node<E> {
+    /// Builds the node from what its disk held. `founding` is the group's
+    /// founding membership (empty for a node joining a running cluster);
+    /// `peers` maps the founding members to their peer addresses.
+    pub fn new(
+        options: NodeOptions,
+        build: fn(Options, Membership, Durable) -> E,
+        founding: Membership,
+        peers: BTreeMap<NodeId, String>,
+        durable: Durable,
+        now_ms: u64,
+    ) -> Node<E> {
+        let engine = build(options.engine.clone(), founding.clone(), durable.clone());
+        let mut replica = Replica::new(DATA_GROUP, engine, founding, &durable);
+        for (node, peer) in peers {
+            replica.machine.addresses.entry(node).or_insert((peer, String::new()));
+        }
+        let seed = options.engine.seed ^ now_ms;
+        let mut node = Node {
+            replica,
+            requests: BTreeMap::new(),
+            waiting_for_leader: VecDeque::new(),
+            proposals: BTreeMap::new(),
+            reads: BTreeMap::new(),
+            confirmed_reads: Vec::new(),
+            next_read_context: 0,
+            waiters: VecDeque::new(),
+            next_waiter: 0,
+            purge_in_flight: None,
+            membership_queue: VecDeque::new(),
+            was_leader: false,
+            next_write: 0,
+            last_stamp_ms: 0,
+            now_ms,
+            ticks: 0,
+            rng: Rng::new(seed),
+            outbox: Outbox::default(),
+            options,
+        };
+        node.drive();
+        node
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.options.id
+    }
+
+    /// Takes everything the shell must do now.
+    pub fn take_outbox(&mut self) -> Outbox<E::Message> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// Peer addresses of every member this node knows, itself excluded.
+    pub fn peer_addresses(&self) -> BTreeMap<NodeId, String> {
+        self.replica
+            .machine
+            .addresses
+            .iter()
+            .filter(|(node, (peer, _))| **node != self.options.id && !peer.is_empty())
+            .map(|(node, (peer, _))| (*node, peer.clone()))
+            .collect()
+    }
+
+    /// The message a new node sends to any member to join.
+    pub fn join_message(&self) -> PeerMessage<E::Message> {
+        PeerMessage::Join {
+            node: self.options.id,
+            peer: self.options.peer_address.clone(),
+            client: self.options.client_address.clone(),
+        }
+    }
+
+    pub fn status(&self) -> NodeStatus {
+        let status = self.replica.engine.status();
+        NodeStatus {
+            id: self.options.id,
+            role: status.role,
+            term: status.term,
+            leader: status.leader,
+            commit: status.commit,
+            applied: self.replica.machine.applied,
+            last_index: status.last_index,
+            snapshot_index: self.replica.snapshot_index,
+            membership: status.membership,
+            keys: self.replica.machine.store.len(),
+            pending_requests: self.requests.len(),
+            blocked_clients: self.waiters.len(),
+            addresses: self.replica.machine.addresses.clone(),
+        }
+    }
+
+    // ----- inputs -----------------------------------------------------------
+
+    /// Advances time by one engine tick.
+    pub fn tick(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
+        self.ticks += 1;
+        self.replica.engine.tick();
+        self.expire_requests();
+        self.expire_waiters();
+        self.propose_purge();
+        self.advance_membership();
+        self.report_caught_up();
+        self.drive();
+    }
+
+    /// A client command arrived at this node.
+    pub fn submit(&mut self, request: RequestId, command: Command, now_ms: u64) {
+        self.now_ms = now_ms;
+        let deadline_ms = match &command {
+            Command::Execute(args) if is_blocking(args) => None,
+            _ => Some(now_ms + self.options.request_timeout_ms),
+        };
+        let local = LocalRequest {
+            command: command.clone(),
+            deadline_ms,
+            forwarded_to: None,
+            redirects: 0,
+        };
+        self.requests.insert(request, local);
+        self.route(Origin::Local(request), command);
+        self.drive();
+    }
+
+    /// A message from a peer arrived.
+    pub fn receive(&mut self, from: NodeId, message: PeerMessage<E::Message>, now_ms: u64) {
+        self.now_ms = now_ms;
+        match message {
+            PeerMessage::Consensus { group, message } => {
+                if group == self.replica.group {
+                    self.replica.engine.step(message);
+                }
+            }
+            PeerMessage::Forward { request, command } => {
+                if self.is_leader() {
+                    self.route(Origin::Remote { node: from, request }, command);
+                } else {
+                    let leader = self.leader().filter(|&leader| leader != from);
+                    self.send(from, PeerMessage::Redirect { request, leader });
+                }
+            }
+            PeerMessage::Reply { request, frame } => self.reply(Origin::Local(request), frame),
+            PeerMessage::Redirect { request, leader } => self.redirected(request, leader),
+            PeerMessage::Join { node, peer, client } => self.join(node, peer, client),
+            PeerMessage::CaughtUp { node } => {
+                let learner = self.replica.engine.status().membership.learners.contains(&node);
+                if self.is_leader() && learner {
+                    self.queue_membership(MembershipChange::Promote(node));
+                }
+            }
+        }
+        self.drive();
+    }
+
+    /// The disk made every write up to `write_id` durable.
+    pub fn persisted(&mut self, write_id: u64, now_ms: u64) {
+        self.now_ms = now_ms;
+        while self.replica.held.front().is_some_and(|held| held.write_id <= write_id) {
+            let held = self.replica.held.pop_front().expect("held outputs");
+            self.release(held);
+        }
+        self.drive();
+    }
+
+    // ----- routing ----------------------------------------------------------
+
+    fn is_leader(&self) -> bool {
+        self.replica.engine.role() == Role::Leader
+    }
+
+    fn leader(&self) -> Option<NodeId> {
+        self.replica.engine.leader()
+    }
+
+    fn send(&mut self, to: NodeId, message: PeerMessage<E::Message>) {
+        self.outbox.messages.push((to, message));
+    }
+
+    /// Sends a command where it can be served: here if this node leads, to
+    /// the leader if one is known, or into the queue that waits for one.
+    fn route(&mut self, origin: Origin, command: Command) {
+        if self.is_leader() {
+            self.lead(origin, command);
+            return;
+        }
+        match (self.leader(), origin) {
+            (Some(leader), Origin::Local(request)) if leader != self.options.id => {
+                if let Some(local) = self.requests.get_mut(&request) {
+                    local.forwarded_to = Some(leader);
+                    self.send(leader, PeerMessage::Forward { request, command });
+                }
+            }
+            (Some(leader), Origin::Remote { node, request }) if leader != node => {
+                // One hop only: the origin forwards again itself.
+                self.send(node, PeerMessage::Redirect { request, leader: Some(leader) });
+            }
+            (_, Origin::Remote { node, request }) => {
+                self.send(node, PeerMessage::Redirect { request, leader: None });
+            }
+            _ => self.waiting_for_leader.push_back((origin, command)),
+        }
+    }
+
+    fn redirected(&mut self, request: RequestId, leader: Option<NodeId>) {
+        let is_leader = self.is_leader();
+        let Some(local) = self.requests.get_mut(&request) else { return };
+        local.redirects += 1;
+        local.forwarded_to = None;
+        if local.redirects > REDIRECTS_MAX {
+            let frame = Frame::error("CLUSTERDOWN the leader keeps moving; try again");
+            self.reply(Origin::Local(request), frame);
+            return;
+        }
+        let command = local.command.clone();
+        match leader {
+            Some(leader) if leader != self.options.id && !is_leader => {
+                local.forwarded_to = Some(leader);
+                self.send(leader, PeerMessage::Forward { request, command });
+            }
+            _ => self.route(Origin::Local(request), command),
+        }
+    }
+
+    /// Serves a command as the leader.
+    fn lead(&mut self, origin: Origin, command: Command) {
+        match command {
+            Command::Execute(args) => {
+                let Some(spec) = args.first().and_then(|name| commands::lookup(name)) else {
+                    // The connection validates names; a forwarded one might
+                    // come from a node of another version.
+                    self.reply(origin, Frame::error("ERR unknown command"));
+                    return;
+                };
+                if spec.is_readonly() {
+                    self.read(origin, Command::Execute(args));
+                } else {
+                    self.propose(origin, Command::Execute(args), None);
+                }
+            }
+            Command::KeyVersions(keys) => self.read(origin, Command::KeyVersions(keys)),
+            transaction @ Command::Transaction { .. } => self.propose(origin, transaction, None),
+        }
+    }
+
+    fn read(&mut self, origin: Origin, command: Command) {
+        self.next_read_context += 1;
+        let context = self.next_read_context;
+        match self.replica.engine.read_index(context) {
+            Ok(()) => {
+                self.reads.insert(context, (origin, command));
+            }
+            Err(error) => self.refused(origin, command, error),
+        }
+    }
+
+    /// The leader's clock for a new entry: never behind an earlier stamp.
+    fn stamp(&mut self) -> u64 {
+        self.last_stamp_ms = self.last_stamp_ms.max(self.now_ms);
+        self.last_stamp_ms
+    }
+
+    fn propose(&mut self, origin: Origin, command: Command, waiter: Option<u64>) {
+        let action = match &command {
+            Command::Execute(args) => Action::Execute(args.clone()),
+            Command::Transaction { watched, commands } => {
+                Action::Transaction { watched: watched.clone(), commands: commands.clone() }
+            }
+            Command::KeyVersions(_) => unreachable!("key versions are reads"),
+        };
+        let payload = Payload { time_ms: self.stamp(), seed: self.rng.next_u64(), action };
+        match self.replica.engine.propose(payload.encode()) {
+            Ok(Proposal { index, term }) => {
+                let pending = Pending { term, origin, command, waiter };
+                if let Some(lost) = self.proposals.insert(index, pending) {
+                    // An index is reused only when the earlier proposal
+                    // there was truncated away: it never applied.
+                    self.retry(lost);
+                }
+            }
+            Err(error) => {
+                if let Some(id) = waiter {
+                    self.unpark(id);
+                }
+                self.refused(origin, command, error);
+            }
+        }
+    }
+
+    fn refused(&mut self, origin: Origin, command: Command, error: Error) {
+        match error {
+            Error::Busy => self.reply(origin, Frame::error("TRYAGAIN too many requests in flight")),
+            _ => self.route(origin, command),
+        }
+    }
+
+    /// A proposal that never applied goes around again.
+    fn retry(&mut self, pending: Pending) {
+        match pending.waiter {
+            Some(id) => self.unpark(id),
+            None => self.route(pending.origin, pending.command),
+        }
+    }
+
+    fn reply(&mut self, origin: Origin, frame: Frame) {
+        match origin {
+            Origin::Local(request) => {
+                if self.requests.remove(&request).is_some() {
+                    self.outbox.replies.push((request, frame));
+                }
+            }
+            Origin::Remote { node, request } => {
+                self.send(node, PeerMessage::Reply { request, frame })
+            }
+        }
+    }
+
+    // ----- the engine loop ---------------------------------------------------
+
+    /// Takes every `Ready` the engine has, queues its write, and holds its
+    /// other outputs until the write is durable.
+    fn drive(&mut self) {
+        while self.replica.engine.has_ready() {
+            let ready = self.replica.engine.ready();
+            self.replica.engine.advance();
+            let has_write =
+                ready.hard_state.is_some() || ready.snapshot.is_some() || !ready.entries.is_empty();
+            if has_write {
+                self.next_write += 1;
+                self.outbox.disk.push(DiskTask::Write(Write {
+                    id: self.next_write,
+                    group: self.replica.group,
+                    hard_state: ready.hard_state,
+                    snapshot: ready.snapshot.clone(),
+                    entries: ready.entries,
+                }));
+            }
+            let held = Held {
+                write_id: self.next_write,
+                messages: ready.messages,
+                snapshot: ready.snapshot,
+                committed: ready.committed,
+                reads: ready.reads,
+                aborted_reads: ready.aborted_reads,
+            };
+            if !has_write && self.replica.held.is_empty() {
+                self.release(held);
+            } else {
+                self.replica.held.push_back(held);
+            }
+        }
+        self.on_role_change();
+    }
+
+    fn release(&mut self, held: Held<E::Message>) {
+        let group = self.replica.group;
+        for message in held.messages {
+            let to = consensus::Message::to(&message);
+            self.send(to, PeerMessage::Consensus { group, message });
+        }
+        if let Some(snapshot) = held.snapshot {
+            self.replica.machine = crate::replica::StateMachine::restore(&snapshot);
+            self.replica.snapshot_index = snapshot.index;
+            // Proposals the snapshot covers have an unknown fate here.
+            let covered: Vec<Index> =
+                self.proposals.range(..=snapshot.index).map(|(i, _)| *i).collect();
+            for index in covered {
+                let pending = self.proposals.remove(&index).expect("proposal");
+                let frame = Frame::error(
+                    "CLUSTERDOWN leadership changed; the command may or may not have been applied",
+                );
+                self.finish_pending(pending, frame);
+            }
+        }
+        for entry in &held.committed {
+            let applied = self.replica.machine.apply(entry);
+            self.applied(entry.index, entry.term, applied);
+        }
+        for read in held.reads {
+            if let Some((origin, command)) = self.reads.remove(&read.context) {
+                self.confirmed_reads.push((read.index, origin, command));
+            }
+        }
+        for context in held.aborted_reads {
+            if let Some((origin, command)) = self.reads.remove(&context) {
+                self.route(origin, command);
+            }
+        }
+        self.serve_reads();
+        self.wake_waiters();
+        self.maybe_snapshot();
+    }
+
+    fn applied(&mut self, index: Index, term: Term, applied: Applied) {
+        if self.purge_in_flight == Some(index) {
+            self.purge_in_flight = None;
+        }
+        let Some(pending) = self.proposals.remove(&index) else { return };
+        if pending.term != term {
+            self.retry(pending);
+            return;
+        }
+        match applied {
+            Applied::Nothing => self.finish_pending(pending, Frame::ok()),
+            Applied::Reply(frame) => self.finish_pending(pending, frame),
+            Applied::WouldBlock { keys, timeout_ms } => {
+                if let Some(id) = pending.waiter {
+                    self.unpark(id);
+                    return;
+                }
+                let Command::Execute(args) = pending.command else {
+                    unreachable!("only single commands block")
+                };
+                let deadline_ms = timeout_ms.map(|timeout| self.now_ms.saturating_add(timeout));
+                self.next_waiter += 1;
+                self.waiters.push_back(Waiter {
+                    id: self.next_waiter,
+                    origin: pending.origin,
+                    args,
+                    keys,
+                    deadline_ms,
+                    proposed: false,
+                    expired: false,
+                });
+            }
+        }
+    }
+
+    /// Answers a proposal whose entry applied (or whose fate is settled).
+    fn finish_pending(&mut self, pending: Pending, frame: Frame) {
+        if let Some(id) = pending.waiter {
+            self.waiters.retain(|waiter| waiter.id != id);
+        }
+        self.reply(pending.origin, frame);
+    }
+
+    /// A parked client's retry blocked again (or never applied).
+    fn unpark(&mut self, id: u64) {
+        let Some(position) = self.waiters.iter().position(|waiter| waiter.id == id) else { return };
+        if self.waiters[position].expired {
+            let waiter = self.waiters.remove(position).expect("waiter");
+            self.reply(waiter.origin, Frame::NullArray);
+        } else {
+            self.waiters[position].proposed = false;
+        }
+    }
+
+    fn serve_reads(&mut self) {
+        let applied = self.replica.machine.applied;
+        let (ready, waiting): (Vec<_>, Vec<_>) =
+            self.confirmed_reads.drain(..).partition(|(index, _, _)| *index <= applied);
+        self.confirmed_reads = waiting;
+        let context = self.replica.machine.read_context(self.now_ms);
+        for (_, origin, command) in ready {
+            let store = &self.replica.machine.store;
+            let frame = match &command {
+                Command::Execute(args) => store.read(&context, args),
+                Command::KeyVersions(keys) => Frame::Array(
+                    keys.iter()
+                        .map(|key| Frame::Integer(store.key_version(key, context.now_ms) as i64))
+                        .collect(),
+                ),
+                Command::Transaction { .. } => unreachable!("transactions are writes"),
+            };
+            self.reply(origin, frame);
+        }
+    }
+
+    /// After writes applied, proposes the oldest parked client whose keys
+    /// were written, one per key.
+    fn wake_waiters(&mut self) {
+        let touched: BTreeSet<Bytes> = self.replica.machine.touched.drain(..).collect();
+        if touched.is_empty() || !self.is_leader() {
+            return;
+        }
+        let mut claimed: BTreeSet<Bytes> = BTreeSet::new();
+        let mut wake = Vec::new();
+        for waiter in &self.waiters {
+            let relevant = waiter.keys.iter().any(|key| touched.contains(key));
+            let free = waiter.keys.iter().all(|key| !claimed.contains(key));
+            if relevant && free && !waiter.proposed {
+                wake.push(waiter.id);
+            }
+            if relevant || waiter.proposed {
+                claimed.extend(waiter.keys.iter().cloned());
+            }
+        }
+        for id in wake {
+            let waiter = self.waiters.iter_mut().find(|waiter| waiter.id == id).expect("waiter");
+            waiter.proposed = true;
+            let (origin, args) = (waiter.origin, waiter.args.clone());
+            self.propose(origin, Command::Execute(args), Some(id));
+        }
+    }
+
+    fn maybe_snapshot(&mut self) {
+        let machine = &self.replica.machine;
+        if machine.applied < self.replica.snapshot_index + self.options.snapshot_entries {
+            return;
+        }
+        let snapshot = machine.snapshot();
+        self.replica.snapshot_index = snapshot.index;
+        self.replica.engine.compact(snapshot.clone());
+        self.outbox.disk.push(DiskTask::SaveSnapshot { group: self.replica.group, snapshot });
+    }
+
+    // ----- time -------------------------------------------------------------
+
+    fn expire_requests(&mut self) {
+        let now = self.now_ms;
+        let expired: Vec<RequestId> = self
+            .requests
+            .iter()
+            .filter(|(_, local)| local.deadline_ms.is_some_and(|deadline| deadline <= now))
+            .map(|(request, _)| *request)
+            .collect();
+        for request in expired {
+            let local = &self.requests[&request];
+            let text = if local.forwarded_to.is_some() || self.proposals_for(request) {
+                "CLUSTERDOWN no reply from the leader in time; the command may or may not have \
+                 been applied"
+            } else {
+                "CLUSTERDOWN no leader elected in time"
+            };
+            self.reply(Origin::Local(request), Frame::error(text));
+        }
+        let requests = &self.requests;
+        self.waiting_for_leader.retain(|(origin, _)| match origin {
+            Origin::Local(request) => requests.contains_key(request),
+            Origin::Remote { .. } => true,
+        });
+    }
+
+    fn proposals_for(&self, request: RequestId) -> bool {
+        self.proposals.values().any(|pending| pending.origin == Origin::Local(request))
+    }
+
+    fn expire_waiters(&mut self) {
+        let now = self.now_ms;
+        let mut timed_out = Vec::new();
+        for waiter in &mut self.waiters {
+            if waiter.deadline_ms.is_some_and(|deadline| deadline <= now) && !waiter.expired {
+                waiter.expired = true;
+                if !waiter.proposed {
+                    timed_out.push(waiter.id);
+                }
+            }
+        }
+        for id in timed_out {
+            self.unpark(id);
+        }
+    }
+
+    fn propose_purge(&mut self) {
+        if !self.is_leader() || self.purge_in_flight.is_some() {
+            return;
+        }
+        let machine = &self.replica.machine;
+        let now = self.now_ms.max(machine.time_ms);
+        let keys = machine.store.expired_keys(now, self.options.purge_keys_max);
+        if keys.is_empty() {
+            return;
+        }
+        let payload = Payload { time_ms: self.stamp(), seed: 0, action: Action::Purge(keys) };
+        if let Ok(proposal) = self.replica.engine.propose(payload.encode()) {
+            self.purge_in_flight = Some(proposal.index);
+        }
+    }
+
+    // ----- leadership and membership ----------------------------------------
+
+    /// On gaining leadership, serves the commands that waited for a leader;
+    /// on losing it, hands parked clients and queued work back to routing.
+    fn on_role_change(&mut self) {
+        let leader_known = self.leader().is_some();
+        let is_leader = self.is_leader();
+        if is_leader != self.was_leader {
+            self.was_leader = is_leader;
+            if !is_leader {
+                self.purge_in_flight = None;
+                self.membership_queue.clear();
+                let parked: Vec<Waiter> = self.waiters.drain(..).collect();
+                let (in_flight, idle): (Vec<Waiter>, Vec<Waiter>) =
+                    parked.into_iter().partition(|waiter| waiter.proposed);
+                // A retry in the log settles its waiter when it applies.
+                self.waiters.extend(in_flight);
+                for waiter in idle {
+                    self.route(waiter.origin, Command::Execute(waiter.args));
+                }
+            }
+        }
+        if leader_known && !self.waiting_for_leader.is_empty() {
+            let waiting: Vec<(Origin, Command)> = self.waiting_for_leader.drain(..).collect();
+            for (origin, command) in waiting {
+                self.route(origin, command);
+            }
+            // Routing may have produced more engine work.
+            if self.replica.engine.has_ready() {
+                self.drive();
+            }
+        }
+    }
+
+    fn join(&mut self, node: NodeId, peer: String, client: String) {
+        if !self.is_leader() {
+            if let Some(leader) = self.leader() {
+                self.send(leader, PeerMessage::Join { node, peer, client });
+            }
+            return;
+        }
+        let known =
+            self.replica.machine.addresses.get(&node) == Some(&(peer.clone(), client.clone()));
+        if !known {
+            let action = Action::Address { node, peer, client };
+            let payload = Payload { time_ms: self.stamp(), seed: 0, action };
+            // If this fails the joining node asks again.
+            let _ = self.replica.engine.propose(payload.encode());
+        }
+        if !self.replica.engine.status().membership.contains(node) {
+            self.queue_membership(MembershipChange::AddLearner(node));
+        }
+    }
+
+    fn queue_membership(&mut self, change: MembershipChange) {
+        if !self.membership_queue.contains(&change) {
+            self.membership_queue.push_back(change);
+        }
+    }
+
+    fn advance_membership(&mut self) {
+        let Some(&change) = self.membership_queue.front() else { return };
+        if !self.is_leader() {
+            return;
+        }
+        match self.replica.engine.propose_membership(change) {
+            Ok(_) | Err(Error::InvalidMembershipChange(_)) => {
+                self.membership_queue.pop_front();
+            }
+            // Another change is in flight, or this term has not committed
+            // yet: try again on a later tick.
+            Err(_) => {}
+        }
+    }
+
+    /// A learner that has applied everything it knows is committed asks the
+    /// leader to promote it.
+    fn report_caught_up(&mut self) {
+        if self.ticks % CAUGHT_UP_REPORT_TICKS != 0 {
+            return;
+        }
+        let status = self.replica.engine.status();
+        let caught_up = status.role == Role::Learner
+            && status.commit > 0
+            && self.replica.machine.applied >= status.commit;
+        if let (true, Some(leader)) = (caught_up, status.leader) {
+            self.send(leader, PeerMessage::CaughtUp { node: self.options.id });
+        }
+    }
+}
+
+fn is_blocking(args: &[Bytes]) -> bool {
+    args.first().and_then(|name| commands::lookup(name)).is_some_and(|spec| spec.is_blocking())
+}
