@@ -341,6 +341,32 @@ pub trait Message: Clone + fmt::Debug {
     fn to(&self) -> NodeId;
     /// A short name of the message kind, for traces and statistics.
     fn kind(&self) -> &'static str;
+    /// Appends the message's wire encoding (the engine documents the layout).
+    fn encode(&self, out: &mut bytes::BytesMut);
+    /// Decodes exactly one message occupying all of `bytes`. Untrusted input:
+    /// every malformation is a [`WireError`], never a panic, and no length
+    /// read from the input makes it allocate beyond what `bytes` could hold.
+    fn decode(bytes: Bytes) -> Result<Self, WireError>
+    where
+        Self: Sized;
+}
+
+/// Why bytes received from a peer are not a valid message. The frame is
+/// dropped; the sender is either buggy, of another version, or hostile.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("wire version {0} is not supported")]
+    UnknownVersion(u8),
+    #[error("unknown {kind} tag {tag}")]
+    UnknownTag { kind: &'static str, tag: u8 },
+    /// A field, or the elements a count announces, need more bytes than remain.
+    #[error("{field} needs {needed_bytes} bytes but only {remaining_bytes} remain")]
+    Truncated { field: &'static str, needed_bytes: u64, remaining_bytes: u64 },
+    #[error("{0} bytes left over after the message")]
+    TrailingBytes(u64),
+    /// The bytes are well formed but not a value this encoding produces.
+    #[error("invalid {field}: {reason}")]
+    Invalid { field: &'static str, reason: &'static str },
 }
 
 /// Why an engine refused a request. Each variant is an operating condition,

@@ -114,6 +114,14 @@ impl crate::Message for Message {
             Body::TimeoutNow => "timeout-now",
         }
     }
+
+    fn encode(&self, out: &mut bytes::BytesMut) {
+        super::wire::encode(self, out);
+    }
+
+    fn decode(bytes: Bytes) -> Result<Self, crate::WireError> {
+        super::wire::decode(bytes)
+    }
 }
 
 impl Body {

@@ -136,6 +136,7 @@ mod snapshot;
 #[cfg(test)]
 mod tests;
 mod transfer;
+mod wire;
 
 pub use message::{Body, Message};
 

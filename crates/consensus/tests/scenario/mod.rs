@@ -471,7 +471,7 @@ fn err<T: std::fmt::Display>(error: T) -> String {
 }
 
 fn matches(filter: Option<NodeId>, node: NodeId) -> bool {
-    filter.is_none_or(|wanted| wanted == node)
+    filter.map_or(true, |wanted| wanted == node)
 }
 
 fn parse_opt(value: Option<&String>) -> Result<Option<NodeId>, String> {
@@ -580,9 +580,8 @@ pub fn run_script<E: Engine>(text: &str, build: Build<E>) -> (String, Vec<String
         rewritten.push_str(&actual);
         rewritten.push('\n');
         // Skip the blank separator line.
-        while i < lines.len() && lines[i].is_empty() {
+        if i < lines.len() && lines[i].is_empty() {
             i += 1;
-            break;
         }
     }
     (rewritten, mismatches)
