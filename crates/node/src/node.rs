@@ -179,6 +179,7 @@ pub struct Node<E: Engine> {
     purge_in_flight: Option<Index>,
     membership_queue: VecDeque<MembershipChange>,
     was_leader: bool,
+    known_leader: Option<NodeId>,
     next_write: u64,
     last_stamp_ms: u64,
     now_ms: u64,
@@ -218,6 +219,7 @@ impl<E: Engine> Node<E> {
             purge_in_flight: None,
             membership_queue: VecDeque::new(),
             was_leader: false,
+            known_leader: None,
             next_write: 0,
             last_stamp_ms: 0,
             now_ms,
@@ -257,6 +259,12 @@ impl<E: Engine> Node<E> {
             peer: self.options.peer_address.clone(),
             client: self.options.client_address.clone(),
         }
+    }
+
+    /// A digest of the state machine, equal on replicas that applied the
+    /// same entries.
+    pub fn state_digest(&self) -> u64 {
+        self.replica.machine.store.digest()
     }
 
     pub fn status(&self) -> NodeStatus {
@@ -777,6 +785,14 @@ impl<E: Engine> Node<E> {
                 }
             }
         }
+        let leader = self.leader();
+        if leader.is_some() && leader != self.known_leader {
+            let previous = self.known_leader;
+            self.known_leader = leader;
+            if previous.is_some() {
+                self.abandon_forwarded(previous);
+            }
+        }
         if leader_known && !self.waiting_for_leader.is_empty() {
             let waiting: Vec<(Origin, Command)> = self.waiting_for_leader.drain(..).collect();
             for (origin, command) in waiting {
@@ -785,6 +801,34 @@ impl<E: Engine> Node<E> {
             // Routing may have produced more engine work.
             if self.replica.engine.has_ready() {
                 self.drive();
+            }
+        }
+    }
+
+    /// Commands forwarded to a leader that is no longer the leader may never
+    /// be answered. Reads and blocking commands (which change nothing until
+    /// served) are routed again; a write may or may not have been applied,
+    /// and retrying it could apply it twice, so it fails now with an error
+    /// that says so rather than at its deadline.
+    fn abandon_forwarded(&mut self, previous: Option<NodeId>) {
+        let abandoned: Vec<RequestId> = self
+            .requests
+            .iter()
+            .filter(|(_, local)| local.forwarded_to.is_some() && local.forwarded_to == previous)
+            .map(|(request, _)| *request)
+            .collect();
+        for request in abandoned {
+            let local = self.requests.get_mut(&request).expect("request");
+            local.forwarded_to = None;
+            let command = local.command.clone();
+            if is_safe_to_resend(&command) {
+                self.route(Origin::Local(request), command);
+            } else {
+                let frame = Frame::error(
+                    "CLUSTERDOWN the leader changed while the command was in flight; it may or \
+                     may not have been applied",
+                );
+                self.reply(Origin::Local(request), frame);
             }
         }
     }
@@ -843,6 +887,18 @@ impl<E: Engine> Node<E> {
         if let (true, Some(leader)) = (caught_up, status.leader) {
             self.send(leader, PeerMessage::CaughtUp { node: self.options.id });
         }
+    }
+}
+
+/// Whether sending a command again cannot apply it twice.
+fn is_safe_to_resend(command: &Command) -> bool {
+    match command {
+        Command::KeyVersions(_) => true,
+        Command::Transaction { .. } => false,
+        Command::Execute(args) => args
+            .first()
+            .and_then(|name| commands::lookup(name))
+            .is_some_and(|spec| spec.is_readonly() || spec.is_blocking()),
     }
 }
 

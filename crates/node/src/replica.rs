@@ -155,17 +155,19 @@ impl StateMachine {
         self.time_ms = self.time_ms.max(payload.time_ms);
         let context = Context { now_ms: self.time_ms, seed: payload.seed };
         match payload.action {
-            Action::Execute(args) => {
-                if let Some(keys) = commands::command_keys(&args) {
-                    self.touched.extend(keys);
-                }
-                match self.store.apply_blocking(&context, &args) {
-                    Blocking::Served(frame) => Applied::Reply(frame),
-                    Blocking::WouldBlock { keys, timeout_ms } => {
-                        Applied::WouldBlock { keys, timeout_ms }
+            Action::Execute(args) => match self.store.apply_blocking(&context, &args) {
+                Blocking::Served(frame) => {
+                    // Only writes can make a parked client's keys ready; a
+                    // blocked command that changed nothing wakes nobody.
+                    if let Some(keys) = commands::command_keys(&args) {
+                        self.touched.extend(keys);
                     }
+                    Applied::Reply(frame)
                 }
-            }
+                Blocking::WouldBlock { keys, timeout_ms } => {
+                    Applied::WouldBlock { keys, timeout_ms }
+                }
+            },
             Action::Transaction { watched, commands } => {
                 for args in &commands {
                     if let Some(keys) = commands::command_keys(args) {

@@ -1,1 +1,303 @@
-//! Node tests.
+//! Nodes driven in memory: a disk that persists at once, a network that
+//! delivers everything, and time advanced tick by tick.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use bytes::Bytes;
+use consensus::raft::Raft;
+use consensus::{Durable, Engine, Membership, NodeId};
+use resp::Frame;
+
+use crate::{Command, DiskTask, Node, NodeOptions, PeerMessage, RequestId};
+
+const TICK_MS: u64 = 10;
+
+struct Cluster {
+    nodes: BTreeMap<NodeId, Node<Raft>>,
+    disks: BTreeMap<NodeId, Durable>,
+    down: BTreeSet<NodeId>,
+    isolated: BTreeSet<NodeId>,
+    network: VecDeque<(NodeId, NodeId, PeerMessage<<Raft as Engine>::Message>)>,
+    replies: BTreeMap<RequestId, Frame>,
+    next_request: RequestId,
+    now_ms: u64,
+    options: fn(NodeId) -> NodeOptions,
+}
+
+fn options(id: NodeId) -> NodeOptions {
+    let mut options = NodeOptions::new(id);
+    options.request_timeout_ms = 1_000;
+    options.snapshot_entries = 20;
+    options
+}
+
+fn args(words: &[&str]) -> Vec<Bytes> {
+    words.iter().map(|word| Bytes::copy_from_slice(word.as_bytes())).collect()
+}
+
+impl Cluster {
+    fn new(size: u64) -> Cluster {
+        let mut cluster = Cluster {
+            nodes: BTreeMap::new(),
+            disks: BTreeMap::new(),
+            down: BTreeSet::new(),
+            isolated: BTreeSet::new(),
+            network: VecDeque::new(),
+            replies: BTreeMap::new(),
+            next_request: 0,
+            now_ms: 1_000_000,
+            options,
+        };
+        for id in 1..=size {
+            cluster.disks.insert(id, Durable::default());
+            cluster.start(id, size);
+        }
+        cluster
+    }
+
+    fn start(&mut self, id: NodeId, size: u64) {
+        let founding = Membership::with_voters(1..=size);
+        let durable = self.disks[&id].clone();
+        let node = Node::new(
+            (self.options)(id),
+            Raft::new,
+            founding,
+            BTreeMap::new(),
+            durable,
+            self.now_ms,
+        );
+        self.nodes.insert(id, node);
+        self.down.remove(&id);
+        self.flush(id);
+    }
+
+    fn crash(&mut self, id: NodeId) {
+        self.nodes.remove(&id);
+        self.down.insert(id);
+    }
+
+    /// Executes a node's outbox: disk at once, messages queued, replies kept.
+    fn flush(&mut self, id: NodeId) {
+        loop {
+            let Some(node) = self.nodes.get_mut(&id) else { return };
+            let outbox = node.take_outbox();
+            if outbox.is_empty() {
+                return;
+            }
+            let mut last_write = None;
+            for task in outbox.disk {
+                let disk = self.disks.get_mut(&id).expect("disk");
+                match task {
+                    DiskTask::Write(write) => {
+                        disk.persist(write.snapshot, write.entries, write.hard_state);
+                        last_write = Some(write.id);
+                    }
+                    DiskTask::SaveSnapshot { snapshot, .. } => disk.compact(snapshot),
+                }
+            }
+            for (to, message) in outbox.messages {
+                self.network.push_back((id, to, message));
+            }
+            for (request, frame) in outbox.replies {
+                assert!(self.replies.insert(request, frame).is_none(), "one reply per request");
+            }
+            if let Some(write) = last_write {
+                let now = self.now_ms;
+                self.nodes.get_mut(&id).expect("node").persisted(write, now);
+            }
+        }
+    }
+
+    fn deliver_all(&mut self) {
+        let mut rounds = 0;
+        while let Some((from, to, message)) = self.network.pop_front() {
+            rounds += 1;
+            assert!(rounds < 100_000, "messages never settle");
+            if self.isolated.contains(&from) || self.isolated.contains(&to) {
+                continue;
+            }
+            let now = self.now_ms;
+            if let Some(node) = self.nodes.get_mut(&to) {
+                node.receive(from, message, now);
+                self.flush(to);
+            }
+        }
+    }
+
+    fn tick(&mut self, count: u32) {
+        for _ in 0..count {
+            self.now_ms += TICK_MS;
+            let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+            for id in ids {
+                let now = self.now_ms;
+                self.nodes.get_mut(&id).expect("node").tick(now);
+                self.flush(id);
+            }
+            self.deliver_all();
+        }
+    }
+
+    fn leader(&self) -> Option<NodeId> {
+        self.nodes
+            .values()
+            .map(|node| node.status())
+            .filter(|status| status.role == consensus::Role::Leader)
+            .max_by_key(|status| status.term)
+            .map(|status| status.id)
+    }
+
+    fn elect(&mut self) -> NodeId {
+        for _ in 0..100 {
+            self.tick(1);
+            if let Some(leader) = self.leader() {
+                return leader;
+            }
+        }
+        panic!("no leader elected");
+    }
+
+    fn submit(&mut self, id: NodeId, command: Command) -> RequestId {
+        self.next_request += 1;
+        let request = self.next_request;
+        let now = self.now_ms;
+        self.nodes.get_mut(&id).expect("node").submit(request, command, now);
+        self.flush(id);
+        self.deliver_all();
+        request
+    }
+
+    /// Submits and ticks until the reply arrives.
+    fn call(&mut self, id: NodeId, words: &[&str]) -> Frame {
+        let request = self.submit(id, Command::Execute(args(words)));
+        self.wait(request)
+    }
+
+    fn wait(&mut self, request: RequestId) -> Frame {
+        for _ in 0..500 {
+            if let Some(frame) = self.replies.remove(&request) {
+                return frame;
+            }
+            self.tick(1);
+        }
+        panic!("no reply to request {request}");
+    }
+}
+
+#[test]
+fn a_single_node_serves_writes_and_linearizable_reads() {
+    let mut cluster = Cluster::new(1);
+    cluster.elect();
+    assert_eq!(cluster.call(1, &["SET", "k", "v"]), Frame::ok());
+    assert_eq!(cluster.call(1, &["GET", "k"]), Frame::bulk("v"));
+    assert_eq!(cluster.call(1, &["INCR", "n"]), Frame::Integer(1));
+    assert_eq!(cluster.call(1, &["INCR", "n"]), Frame::Integer(2));
+}
+
+#[test]
+fn any_node_accepts_any_command_and_followers_forward_to_the_leader() {
+    let mut cluster = Cluster::new(3);
+    let leader = cluster.elect();
+    let followers: Vec<NodeId> = (1..=3).filter(|&id| id != leader).collect();
+    assert_eq!(cluster.call(followers[0], &["SET", "k", "v1"]), Frame::ok());
+    assert_eq!(cluster.call(followers[1], &["GET", "k"]), Frame::bulk("v1"));
+    assert_eq!(cluster.call(leader, &["APPEND", "k", "x"]), Frame::Integer(3));
+    assert_eq!(cluster.call(followers[0], &["GET", "k"]), Frame::bulk("v1x"));
+    // Every replica applied the same entries to the same state.
+    cluster.tick(5);
+    let digests: BTreeSet<u64> = cluster.nodes.values().map(|node| node.state_digest()).collect();
+    assert_eq!(digests.len(), 1);
+}
+
+#[test]
+fn a_blocked_pop_is_woken_by_a_push_on_another_node() {
+    let mut cluster = Cluster::new(3);
+    let leader = cluster.elect();
+    let other = if leader == 1 { 2 } else { 1 };
+    let blocked = cluster.submit(other, Command::Execute(args(&["BLPOP", "queue", "0"])));
+    cluster.tick(3);
+    assert!(!cluster.replies.contains_key(&blocked), "nothing to pop yet");
+    assert_eq!(cluster.call(leader, &["RPUSH", "queue", "job"]), Frame::Integer(1));
+    let reply = cluster.wait(blocked);
+    assert_eq!(reply, Frame::Array(vec![Frame::bulk("queue"), Frame::bulk("job")]));
+    assert_eq!(cluster.call(leader, &["LLEN", "queue"]), Frame::Integer(0));
+}
+
+#[test]
+fn blocked_pops_are_served_oldest_first_and_time_out_with_a_null_array() {
+    let mut cluster = Cluster::new(3);
+    let leader = cluster.elect();
+    let first = cluster.submit(leader, Command::Execute(args(&["BLPOP", "q", "0"])));
+    cluster.tick(1);
+    let second = cluster.submit(leader, Command::Execute(args(&["BLPOP", "q", "0.5"])));
+    cluster.tick(1);
+    assert_eq!(cluster.call(leader, &["RPUSH", "q", "a"]), Frame::Integer(1));
+    assert_eq!(cluster.wait(first), Frame::Array(vec![Frame::bulk("q"), Frame::bulk("a")]));
+    assert!(!cluster.replies.contains_key(&second));
+    assert_eq!(cluster.wait(second), Frame::NullArray);
+}
+
+#[test]
+fn without_a_leader_a_command_fails_with_clusterdown_after_the_timeout() {
+    let mut cluster = Cluster::new(3);
+    let leader = cluster.elect();
+    let follower = if leader == 1 { 2 } else { 1 };
+    cluster.isolated.insert(follower);
+    cluster.tick(40);
+    let request = cluster.submit(follower, Command::Execute(args(&["SET", "k", "v"])));
+    let reply = cluster.wait(request);
+    let Frame::Error(text) = reply else { panic!("expected an error, got {reply:?}") };
+    assert!(text.starts_with("CLUSTERDOWN"), "{text}");
+}
+
+#[test]
+fn writes_survive_the_loss_of_the_leader() {
+    let mut cluster = Cluster::new(3);
+    let leader = cluster.elect();
+    for i in 0..30 {
+        let value = i.to_string();
+        assert_eq!(cluster.call(leader, &["SET", &format!("k{i}"), &value]), Frame::ok());
+    }
+    cluster.crash(leader);
+    let survivor = if leader == 1 { 2 } else { 1 };
+    assert_eq!(cluster.call(survivor, &["GET", "k29"]), Frame::bulk("29"));
+    assert_eq!(cluster.call(survivor, &["SET", "after", "x"]), Frame::ok());
+    // The old leader restarts from its disk (with a snapshot: 20 entries
+    // per snapshot) and catches up.
+    cluster.start(leader, 3);
+    cluster.tick(30);
+    assert_eq!(cluster.call(leader, &["GET", "after"]), Frame::bulk("x"));
+    assert_eq!(cluster.call(leader, &["DBSIZE"]), Frame::Integer(31));
+}
+
+#[test]
+fn expired_keys_are_invisible_then_purged_by_the_leader() {
+    let mut cluster = Cluster::new(3);
+    let leader = cluster.elect();
+    assert_eq!(cluster.call(leader, &["SET", "k", "v", "PX", "50"]), Frame::ok());
+    assert_eq!(cluster.call(leader, &["SET", "kept", "v"]), Frame::ok());
+    cluster.tick(10);
+    assert_eq!(cluster.call(leader, &["GET", "k"]), Frame::Null);
+    cluster.tick(5);
+    for node in cluster.nodes.values() {
+        assert_eq!(node.status().keys, 1, "n{} still holds the expired key", node.id());
+    }
+}
+
+#[test]
+fn transactions_apply_atomically_and_abort_on_a_changed_watched_key() {
+    let mut cluster = Cluster::new(3);
+    let leader = cluster.elect();
+    let versions = cluster.submit(leader, Command::KeyVersions(args(&["k"])));
+    let Frame::Array(versions) = cluster.wait(versions) else { panic!("versions") };
+    let Frame::Integer(version) = versions[0] else { panic!("integer") };
+    let transaction = Command::Transaction {
+        watched: vec![(Bytes::from_static(b"k"), version as u64)],
+        commands: vec![args(&["SET", "k", "1"]), args(&["INCR", "k"])],
+    };
+    let request = cluster.submit(leader, transaction.clone());
+    assert_eq!(cluster.wait(request), Frame::Array(vec![Frame::ok(), Frame::Integer(2)]));
+    // The same watch is now stale: the transaction aborts.
+    let request = cluster.submit(leader, transaction);
+    assert_eq!(cluster.wait(request), Frame::NullArray);
+    assert_eq!(cluster.call(leader, &["GET", "k"]), Frame::bulk("2"));
+}
