@@ -31,6 +31,7 @@
 pub mod entry;
 mod node;
 mod replica;
+mod wire;
 
 pub use node::{Command, Node, NodeOptions, NodeStatus, Origin, Outbox, PeerMessage, RequestId};
 pub use replica::{DiskTask, Write};
