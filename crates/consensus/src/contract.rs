@@ -344,8 +344,9 @@ pub trait Message: Clone + fmt::Debug {
     /// Appends the message's wire encoding (the engine documents the layout).
     fn encode(&self, out: &mut bytes::BytesMut);
     /// Decodes exactly one message occupying all of `bytes`. Untrusted input:
-    /// every malformation is a [`WireError`], never a panic, and no length
-    /// read from the input makes it allocate beyond what `bytes` could hold.
+    /// every malformation is a [`WireError`], never a panic, and a count or
+    /// length is acted on only if the remaining bytes could hold it, so memory
+    /// stays within a small multiple of `bytes.len()`.
     fn decode(bytes: Bytes) -> Result<Self, WireError>
     where
         Self: Sized;

@@ -657,6 +657,27 @@ mod tests {
     }
 
     #[test]
+    fn large_replies_pass_and_over_deep_ones_are_refused() {
+        // Goal: the RESP limits follow the frame's size (a reply line longer than a client's
+        // 64 KiB header limit still travels), while nesting stays bounded.
+        let long_error = Frame::Error(format!("ERR {}", "x".repeat(100_000)));
+        let many = Frame::Array(vec![Frame::Integer(1); 5_000]);
+        let big_bulk = Frame::Bulk(Bytes::from(vec![7u8; 1 << 20]));
+        for frame in [long_error, many, big_bulk] {
+            let message = Peer::Reply { request: 1, frame };
+            assert_eq!(Peer::decode(message.encode()), Ok(message));
+        }
+        let mut deep = Frame::Null;
+        for _ in 0..=super::REPLY_DEPTH_MAX {
+            deep = Frame::Array(vec![deep]);
+        }
+        assert_eq!(
+            Peer::decode(Peer::Reply { request: 1, frame: deep }.encode()),
+            Err(WireError::Invalid { field: "reply frame", reason: "malformed RESP3" })
+        );
+    }
+
+    #[test]
     fn malformed_frames_are_named_errors() {
         // Goal: each kind of malformation gives the error that describes it.
         let valid = Peer::Redirect { request: 1, leader: Some(2) }.encode();
