@@ -902,8 +902,9 @@ mod tests {
         assert!(backoff.next_delay().as_millis() as u64 <= config.backoff_initial_ms);
     }
 
-    /// Three nodes in a full mesh: every message arrives, in send order per pair.
-    #[tokio::test]
+    /// Three nodes in a full mesh: every message arrives, in send order per pair
+    /// (on the multi-threaded runtime the binary uses).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn three_nodes_deliver_in_order_per_pair() {
         const MESSAGES: u64 = 500;
         let (one, inbound_one) = start(1).await;
@@ -1062,6 +1063,31 @@ mod tests {
         assert!(inbound.try_recv().is_err(), "nothing from the garbage connections");
         node.shutdown().await;
         peer.shutdown().await;
+    }
+
+    /// Connections beyond `inbound_connections_max` are closed at once, and a
+    /// connection that never sends its handshake is closed after the timeout.
+    #[tokio::test]
+    async fn excess_and_silent_connections_are_closed() {
+        let config = TransportConfig {
+            inbound_connections_max: 2,
+            handshake_timeout_ms: 100,
+            ..test_config()
+        };
+        let (node, _inbound) = start_at(config, 1, loopback()).await;
+        let address = node.local_addr();
+        let mut first = TcpStream::connect(address).await.unwrap();
+        let _second = TcpStream::connect(address).await.unwrap();
+        wait_until("both are being read", || node.stats().inbound_connections == 2).await;
+        let mut third = TcpStream::connect(address).await.unwrap();
+        assert_closed_by_peer(&mut third).await;
+        assert_eq!(node.stats().refused_over_limit, 1);
+        let started = Instant::now();
+        assert_closed_by_peer(&mut first).await;
+        assert!(started.elapsed() < Duration::from_secs(1));
+        wait_until("both silent ones are refused", || node.stats().refused_handshakes == 2).await;
+        assert_eq!(node.stats().inbound_connections, 0);
+        node.shutdown().await;
     }
 
     /// A node of another cluster is refused at the handshake and nothing it sends arrives.
