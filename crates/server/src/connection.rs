@@ -1096,9 +1096,13 @@ mod tests {
     }
 
     async fn start(config: Config) -> TestServer {
+        start_with_node(config, spawn_test_node()).await
+    }
+
+    async fn start_with_node(config: Config, handle: NodeHandle) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
-        let shared = Arc::new(Shared::new(Arc::new(config), spawn_test_node()));
+        let shared = Arc::new(Shared::new(Arc::new(config), handle));
         let (stop, shutdown) = watch::channel(false);
         tokio::spawn(serve_clients(shared, listener, shutdown));
         TestServer { address, _stop: stop }
@@ -1312,6 +1316,40 @@ mod tests {
         for index in 0..100 {
             assert_eq!(client.read_frame().await, Frame::bulk(format!("value{index}")));
         }
+    }
+
+    #[tokio::test]
+    async fn connection_pipeline_submits_without_waiting_for_replies() {
+        // Goal: a node that answers nothing until it holds three commands still gets all three
+        // of one pipeline (a connection awaiting each reply first would stall), and the replies,
+        // produced last-first, are written first-first.
+        let (calls, mut receiver) = mpsc::channel(16);
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Some(call) = receiver.recv().await {
+                if let Call::Command { command: Command::Execute(args), reply } = call {
+                    held.push((args, reply));
+                }
+                if held.len() == 3 {
+                    for (args, reply) in held.drain(..).rev() {
+                        let _ = reply.send(Frame::Bulk(args[1].clone()));
+                    }
+                }
+            }
+        });
+        let server = start_with_node(Config::default(), NodeHandle::new(calls)).await;
+        let mut client = TestClient::connect(&server).await;
+        let pipeline = [
+            multibulk(&["GET", "one"]),
+            multibulk(&["GET", "two"]),
+            multibulk(&["PING"]),
+            multibulk(&["GET", "three"]),
+        ];
+        client.send_raw(&pipeline.concat()).await;
+        assert_eq!(client.read_frame().await, Frame::bulk("one"));
+        assert_eq!(client.read_frame().await, Frame::bulk("two"));
+        assert_eq!(client.read_frame().await, simple("PONG"));
+        assert_eq!(client.read_frame().await, Frame::bulk("three"));
     }
 
     #[tokio::test]
@@ -1541,6 +1579,74 @@ mod tests {
         assert!(text.starts_with("# Cohort\r\n") && !text.contains("# Server"), "{text}");
         // WAIT answers the replicas a quorum guarantees: 3 voters, quorum 2, one other.
         assert_eq!(client.command(&["WAIT", "2", "0"]).await, Frame::Integer(1));
+    }
+
+    #[tokio::test]
+    async fn connection_half_closed_client_still_gets_its_replies() {
+        // Goal: a client that shuts down its sending side after a pipeline receives every reply.
+        let server = start(Config::default()).await;
+        let mut client = TestClient::connect(&server).await;
+        let pipeline =
+            [multibulk(&["SET", "h", "1"]), multibulk(&["GET", "h"]), multibulk(&["PING"])];
+        client.send_raw(&pipeline.concat()).await;
+        client.stream.shutdown().await.unwrap();
+        client.expect_raw(b"+OK\r\n$1\r\n1\r\n+PONG\r\n").await;
+        client.expect_closed().await;
+    }
+
+    #[tokio::test]
+    async fn connection_spliced_replies_vanish_when_watch_aborts() {
+        // Goal: an aborted EXEC is a null array even with locally answered PING/ECHO queued, and
+        // a MULTI of only local commands needs no node round trip to answer them in order.
+        let server = start(Config::default()).await;
+        let mut first = TestClient::connect(&server).await;
+        let mut second = TestClient::connect(&server).await;
+        assert_eq!(first.command(&["MULTI"]).await, Frame::ok());
+        assert_eq!(first.command(&["ECHO", "a"]).await, simple("QUEUED"));
+        assert_eq!(first.command(&["PING", "b"]).await, simple("QUEUED"));
+        assert_eq!(
+            first.command(&["EXEC"]).await,
+            Frame::Array(vec![Frame::bulk("a"), Frame::bulk("b")])
+        );
+        assert_eq!(first.command(&["WATCH", "s", "t"]).await, Frame::ok());
+        assert_eq!(second.command(&["SET", "t", "x"]).await, Frame::ok());
+        assert_eq!(first.command(&["MULTI"]).await, Frame::ok());
+        assert_eq!(first.command(&["PING"]).await, simple("QUEUED"));
+        assert_eq!(first.command(&["SET", "s", "1"]).await, simple("QUEUED"));
+        assert_eq!(first.command(&["EXEC"]).await, Frame::NullArray);
+        assert_eq!(first.command(&["EXISTS", "s"]).await, Frame::Integer(0));
+    }
+
+    #[tokio::test]
+    async fn connection_client_list_filters_and_getkeys_errors() {
+        // Goal: CLIENT LIST shows every client and filters by id and type; GETKEYS refuses
+        // unknown commands and bad arities with Redis's texts.
+        let server = start(Config::default()).await;
+        let mut first = TestClient::connect(&server).await;
+        let mut second = TestClient::connect(&server).await;
+        let Frame::Integer(second_id) = second.command(&["CLIENT", "ID"]).await else { panic!() };
+        let all = text_of(&first.command(&["CLIENT", "LIST"]).await);
+        assert_eq!(all.lines().count(), 2, "{all}");
+        let only = text_of(&first.command(&["CLIENT", "LIST", "ID", &second_id.to_string()]).await);
+        assert_eq!(only.lines().count(), 1);
+        assert!(only.starts_with(&format!("id={second_id} ")), "{only}");
+        assert_eq!(text_of(&first.command(&["CLIENT", "LIST", "TYPE", "pubsub"]).await), "");
+        assert_eq!(
+            first.command(&["CLIENT", "LIST", "ID", "x"]).await,
+            error("ERR Invalid client ID")
+        );
+        assert_eq!(
+            first.command(&["COMMAND", "GETKEYS", "NOPE", "a"]).await,
+            error("ERR Invalid command specified")
+        );
+        assert_eq!(
+            first.command(&["COMMAND", "GETKEYS", "GET"]).await,
+            error("ERR Invalid number of arguments specified for command")
+        );
+        assert_eq!(
+            first.command(&["COMMAND", "GETKEYS", "SINTERCARD", "5", "a"]).await,
+            error("ERR Invalid arguments specified for command")
+        );
     }
 
     #[tokio::test]
