@@ -141,7 +141,6 @@ pub async fn serve_clients(
 
 /// Serves one accepted connection until it closes.
 pub async fn serve_connection(shared: Arc<Shared>, mut socket: TcpStream) {
-    shared.stats.connection_received();
     // Replies are batched by the writer already; Nagle would only add latency.
     let _ = socket.set_nodelay(true);
     let address = socket.peer_addr().map(|address| address.to_string()).unwrap_or_default();
@@ -154,6 +153,8 @@ pub async fn serve_connection(shared: Arc<Shared>, mut socket: TcpStream) {
         let _ = socket.shutdown().await;
         return;
     };
+    // Counted once admitted, as Redis counts `total_connections_received`.
+    shared.stats.connection_received();
     let (reader, writer) = socket.into_split();
     let (replies, queue) = mpsc::channel(REPLIES_IN_FLIGHT_MAX);
     let mut writer_task = tokio::spawn(write_replies(writer, queue));

@@ -591,10 +591,7 @@ pub fn render(shared: &Shared, node: Option<&Info>, sections: &[&str]) -> String
         if !text.is_empty() {
             text.push_str("\r\n");
         }
-        let title = match *section {
-            "cohort" => "Cohort".to_string(),
-            other => format!("{}{}", other[..1].to_ascii_uppercase(), &other[1..]),
-        };
+        let title = format!("{}{}", section[..1].to_ascii_uppercase(), &section[1..]);
         let _ = write!(text, "# {title}\r\n");
         for (field, value) in section_fields(shared, node, section) {
             let _ = write!(text, "{field}:{value}\r\n");
