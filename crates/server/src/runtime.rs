@@ -1,0 +1,418 @@
+//! The shell around the sans-IO node: one task owns the [`Node`] and feeds
+//! it time, client commands, peer messages and disk completions; one thread
+//! owns the write-ahead log and makes batches durable with one `fsync`
+//! (group commit); the transport moves peer messages.
+//!
+//! ```text
+//!  connections ──Call──▶ ┌───────────┐ ──DiskTask──▶ disk thread (Wal, fsync per batch)
+//!  transport ─(id,bytes)▶│ node task │ ◀─persisted── ┘
+//!  ticker ──────────────▶└───────────┘ ──bytes──▶ transport;  ──Frame──▶ connections
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use consensus::raft::Raft;
+use consensus::{Membership, NodeId, Options};
+use node::{Command, DiskTask, Node, NodeOptions, PeerMessage, RequestId, DATA_GROUP};
+use resp::Frame;
+use storage::{Fsync, OsFs, Persist, Wal, WalOptions};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::config::Config;
+use crate::handle::{Call, Info, NodeHandle};
+use crate::log;
+use crate::transport::Transport;
+
+/// Queue between connections and the node task.
+const CALLS_QUEUE_MAX: usize = 65_536;
+/// Peer messages waiting for the node task.
+const INBOUND_QUEUE_MAX: usize = 65_536;
+/// How long a graceful shutdown waits for commands in flight.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
+
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
+/// A cluster id both ends of a peer connection must agree on.
+pub const CLUSTER_ID: u64 = 0xC0_4047;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+enum DiskEvent {
+    /// Every write up to this id is durable (as the fsync policy defines).
+    Persisted(u64),
+    /// The log failed and refuses all further writes.
+    Poisoned(String),
+}
+
+/// What the node task hands the rest of the process.
+pub struct Started {
+    pub handle: NodeHandle,
+    pub task: tokio::task::JoinHandle<Result<()>>,
+    pub peer_address: SocketAddr,
+}
+
+/// Opens the data directory, recovers the log, and starts the node task,
+/// the disk thread and the transport.
+pub async fn start(config: Arc<Config>, shutdown: watch::Receiver<bool>) -> Result<Started> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let fs = OsFs::new(&config.data_dir)
+        .with_context(|| format!("opening data directory {}", config.data_dir.display()))?;
+    let (wal, mut recovered) = Wal::open(fs, WalOptions::default())
+        .with_context(|| format!("recovering the log in {}", config.data_dir.display()))?;
+    if let Some(torn) = &recovered.torn_tail {
+        log!(
+            "recovery: truncated a torn tail of {} bytes at offset {} of {} ({})",
+            torn.truncated_bytes,
+            torn.offset,
+            torn.file,
+            torn.reason
+        );
+    }
+    let durable = recovered.groups.remove(&DATA_GROUP).unwrap_or_default();
+    log!(
+        "recovered {} segment(s): term {} commit {} snapshot {} entries {}",
+        recovered.segments,
+        durable.hard_state.term,
+        durable.hard_state.commit,
+        durable.snapshot_index(),
+        durable.entries.len()
+    );
+
+    let founding = founding_membership(&config);
+    let peers: BTreeMap<NodeId, String> = config.initial_cluster.clone();
+    let peer_listen: SocketAddr = format!("{}:{}", config.bind, config.peer_port)
+        .parse()
+        .with_context(|| format!("peer address {}:{}", config.bind, config.peer_port))?;
+    let mut options = NodeOptions::new(config.node_id);
+    options.request_timeout_ms = config.request_timeout_ms;
+    options.snapshot_entries = config.snapshot_entries;
+    options.peer_address = advertised(&config, config.peer_port);
+    options.client_address = advertised(&config, config.port);
+    options.engine = engine_options(&config);
+    let node = Node::new(options, Raft::new, founding, peers, durable, now_ms());
+
+    let (inbound_sender, inbound) = mpsc::channel(INBOUND_QUEUE_MAX);
+    let transport = Transport::start(config.node_id, CLUSTER_ID, peer_listen, inbound_sender)
+        .await
+        .with_context(|| format!("listening for peers on {peer_listen}"))?;
+    let peer_address = transport.local_addr();
+    transport.set_peers(node.peer_addresses());
+
+    let (disk_sender, disk_receiver) = std_mpsc::channel::<Vec<DiskTask>>();
+    let (disk_event_sender, disk_events) = mpsc::unbounded_channel();
+    let fsync = config.fsync;
+    let log_bytes = Arc::new(AtomicU64::new(wal.size_bytes()));
+    let disk_log_bytes = log_bytes.clone();
+    std::thread::Builder::new()
+        .name("disk".to_string())
+        .spawn(move || disk_thread(wal, fsync, disk_receiver, disk_event_sender, disk_log_bytes))
+        .context("starting the disk thread")?;
+
+    let (calls_sender, calls) = mpsc::channel(CALLS_QUEUE_MAX);
+    let node_task = NodeTask {
+        config: config.clone(),
+        node,
+        transport,
+        disk: disk_sender,
+        waiting: BTreeMap::new(),
+        next_request: 0,
+        poisoned: None,
+        log_bytes,
+        peers: BTreeMap::new(),
+    };
+    let task = tokio::spawn(node_task.run(calls, inbound, disk_events, shutdown));
+    Ok(Started { handle: NodeHandle::new(calls_sender), task, peer_address })
+}
+
+fn founding_membership(config: &Config) -> Membership {
+    if config.join.is_some() {
+        // A joining node learns the configuration from the leader.
+        Membership::default()
+    } else if config.initial_cluster.is_empty() {
+        Membership::with_voters([config.node_id])
+    } else {
+        Membership::with_voters(config.initial_cluster.keys().copied())
+    }
+}
+
+/// The address other nodes and clients should use for `port`.
+fn advertised(config: &Config, port: u16) -> String {
+    let host = if config.bind == "0.0.0.0" { "127.0.0.1" } else { config.bind.as_str() };
+    format!("{host}:{port}")
+}
+
+fn engine_options(config: &Config) -> Options {
+    let mut options = Options::new(config.node_id);
+    options.election_ticks = 10;
+    options.heartbeat_ticks = 2;
+    // Seeds differ between restarts so a restarted node does not repeat its
+    // election timeouts; the engine itself never draws OS randomness.
+    options.seed = config.node_id ^ now_ms().rotate_left(17);
+    options
+}
+
+struct NodeTask {
+    config: Arc<Config>,
+    node: Node<Raft>,
+    transport: Transport,
+    disk: std_mpsc::Sender<Vec<DiskTask>>,
+    waiting: BTreeMap<RequestId, oneshot::Sender<Frame>>,
+    next_request: RequestId,
+    poisoned: Option<String>,
+    log_bytes: Arc<AtomicU64>,
+    peers: BTreeMap<NodeId, String>,
+}
+
+impl NodeTask {
+    async fn run(
+        mut self,
+        mut calls: mpsc::Receiver<Call>,
+        mut inbound: mpsc::Receiver<(NodeId, Bytes)>,
+        mut disk_events: mpsc::UnboundedReceiver<DiskEvent>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<()> {
+        let mut ticker = tokio::time::interval(Duration::from_millis(self.config.tick_ms));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut join_retry = tokio::time::interval(Duration::from_secs(1));
+        self.flush();
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => self.node.tick(now_ms()),
+                _ = join_retry.tick(), if self.config.join.is_some() => self.ask_to_join(),
+                call = calls.recv() => match call {
+                    Some(call) => {
+                        self.call(call);
+                        // Take whatever else is queued before flushing, so a
+                        // burst of commands shares one disk batch.
+                        while let Ok(call) = calls.try_recv() {
+                            self.call(call);
+                        }
+                    }
+                    None => break,
+                },
+                message = inbound.recv() => {
+                    if let Some((from, bytes)) = message {
+                        self.peer_message(from, bytes);
+                    }
+                }
+                event = disk_events.recv() => match event {
+                    Some(DiskEvent::Persisted(write)) => self.node.persisted(write, now_ms()),
+                    Some(DiskEvent::Poisoned(reason)) => self.poison(reason),
+                    None => bail!("the disk thread stopped"),
+                },
+                _ = shutdown.changed() => break,
+            }
+            self.flush();
+        }
+        self.drain(&mut calls, &mut disk_events).await;
+        self.transport.shutdown().await;
+        log!("node {} stopped", self.config.node_id);
+        Ok(())
+    }
+
+    /// Graceful shutdown: stop taking commands, finish the ones in flight
+    /// (for a bounded time), and let the disk thread finish its batch.
+    async fn drain(
+        &mut self,
+        calls: &mut mpsc::Receiver<Call>,
+        disk_events: &mut mpsc::UnboundedReceiver<DiskEvent>,
+    ) {
+        calls.close();
+        while let Ok(call) = calls.try_recv() {
+            self.call(call);
+        }
+        self.flush();
+        let deadline = Instant::now() + DRAIN_TIMEOUT;
+        while !self.waiting.is_empty() && Instant::now() < deadline {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(remaining, disk_events.recv()).await {
+                Ok(Some(DiskEvent::Persisted(write))) => self.node.persisted(write, now_ms()),
+                Ok(Some(DiskEvent::Poisoned(reason))) => self.poison(reason),
+                _ => break,
+            }
+            self.flush();
+        }
+        for (_, reply) in std::mem::take(&mut self.waiting) {
+            let _ = reply.send(Frame::error("ERR server is shutting down"));
+        }
+    }
+
+    fn call(&mut self, call: Call) {
+        match call {
+            Call::Command { command, reply } => {
+                if let Some(reason) = &self.poisoned {
+                    if !is_read(&command) {
+                        let text = format!(
+                            "MISCONF the write-ahead log failed ({reason}); this node refuses writes"
+                        );
+                        let _ = reply.send(Frame::error(text));
+                        return;
+                    }
+                }
+                self.next_request += 1;
+                let request = self.next_request;
+                self.waiting.insert(request, reply);
+                self.node.submit(request, command, now_ms());
+            }
+            Call::Info { reply } => {
+                let info = Info {
+                    node: self.node.status(),
+                    log_bytes: self.log_bytes.load(Ordering::Relaxed),
+                    fsync: self.config.fsync.name(),
+                    engine: "raft",
+                    poisoned: self.poisoned.clone(),
+                };
+                let _ = reply.send(info);
+            }
+        }
+    }
+
+    fn peer_message(&mut self, from: NodeId, bytes: Bytes) {
+        match PeerMessage::decode(bytes) {
+            Ok(message) => self.node.receive(from, message, now_ms()),
+            Err(error) => log!("dropping a malformed message from node {from}: {error}"),
+        }
+    }
+
+    fn ask_to_join(&mut self) {
+        let status = self.node.status();
+        if status.membership.voters.contains(&self.config.node_id) {
+            return;
+        }
+        if let Some(address) = &self.config.join {
+            let message: PeerMessage<consensus::raft::Message> = self.node.join_message();
+            self.transport.send_to_address(address.clone(), message.encode());
+        }
+    }
+
+    fn poison(&mut self, reason: String) {
+        log!("the write-ahead log failed and refuses writes: {reason}");
+        self.poisoned = Some(reason);
+    }
+
+    /// Executes the node's outbox.
+    fn flush(&mut self) {
+        let outbox = self.node.take_outbox();
+        if !outbox.disk.is_empty() && self.disk.send(outbox.disk).is_err() {
+            self.poison("the disk thread stopped".to_string());
+        }
+        for (to, message) in outbox.messages {
+            self.transport.send(to, message.encode());
+        }
+        for (request, frame) in outbox.replies {
+            if let Some(reply) = self.waiting.remove(&request) {
+                let _ = reply.send(frame);
+            }
+        }
+        let peers = self.node.peer_addresses();
+        if peers != self.peers {
+            self.transport.set_peers(peers.clone());
+            self.peers = peers;
+        }
+    }
+}
+
+fn is_read(command: &Command) -> bool {
+    match command {
+        Command::KeyVersions(_) => true,
+        Command::Transaction { .. } => false,
+        Command::Execute(args) => args
+            .first()
+            .and_then(|name| commands::lookup(name))
+            .is_some_and(|spec| spec.is_readonly()),
+    }
+}
+
+/// Owns the log. Takes every batch queued, appends it, and makes it durable
+/// with one `fsync` (group commit), then reports the last write id.
+fn disk_thread(
+    mut wal: Wal<OsFs>,
+    fsync: Fsync,
+    tasks: std_mpsc::Receiver<Vec<DiskTask>>,
+    events: mpsc::UnboundedSender<DiskEvent>,
+    log_bytes: Arc<AtomicU64>,
+) {
+    let mut last_fsync = Instant::now();
+    let mut dirty = false;
+    loop {
+        let first = match tasks.recv_timeout(Duration::from_millis(200)) {
+            Ok(batch) => batch,
+            Err(std_mpsc::RecvTimeoutError::Timeout) => {
+                if dirty
+                    && fsync == Fsync::EverySecond
+                    && last_fsync.elapsed() >= Duration::from_secs(1)
+                {
+                    if let Err(error) = wal.sync() {
+                        let _ = events.send(DiskEvent::Poisoned(error.to_string()));
+                        return;
+                    }
+                    dirty = false;
+                    last_fsync = Instant::now();
+                }
+                continue;
+            }
+            Err(std_mpsc::RecvTimeoutError::Disconnected) => {
+                let _ = wal.sync();
+                return;
+            }
+        };
+        let mut batch = first;
+        while let Ok(more) = tasks.try_recv() {
+            batch.extend(more);
+        }
+        let mut last_write = None;
+        let mut snapshots = false;
+        let result = batch.into_iter().try_for_each(|task| match task {
+            DiskTask::Write(write) => {
+                last_write = Some(write.id);
+                let persist = Persist {
+                    hard_state: write.hard_state.as_ref(),
+                    snapshot: write.snapshot.as_ref(),
+                    entries: &write.entries,
+                };
+                wal.append(write.group, persist)
+            }
+            DiskTask::SaveSnapshot { group, snapshot } => {
+                snapshots = true;
+                wal.save_snapshot(group, &snapshot)
+            }
+        });
+        let now_fsync = match fsync {
+            Fsync::Always => true,
+            Fsync::EverySecond => last_fsync.elapsed() >= Duration::from_secs(1),
+            Fsync::Never => false,
+        };
+        let result = result.and_then(|()| wal.flush(now_fsync));
+        if let Err(error) = result {
+            let _ = events.send(DiskEvent::Poisoned(error.to_string()));
+            return;
+        }
+        if now_fsync {
+            last_fsync = Instant::now();
+            dirty = false;
+        } else {
+            dirty = true;
+        }
+        if snapshots {
+            if let Err(error) = wal.compact() {
+                let _ = events.send(DiskEvent::Poisoned(error.to_string()));
+                return;
+            }
+        }
+        log_bytes.store(wal.size_bytes(), Ordering::Relaxed);
+        if let Some(write) = last_write {
+            if events.send(DiskEvent::Persisted(write)).is_err() {
+                return;
+            }
+        }
+    }
+}
