@@ -124,6 +124,8 @@ pub struct NodeStatus {
     pub keys: usize,
     pub pending_requests: usize,
     pub blocked_clients: usize,
+    /// Equal on replicas that applied the same entries.
+    pub state_digest: u64,
     pub addresses: BTreeMap<NodeId, (String, String)>,
 }
 
@@ -282,6 +284,7 @@ impl<E: Engine> Node<E> {
             keys: self.replica.machine.store.len(),
             pending_requests: self.requests.len(),
             blocked_clients: self.waiters.len(),
+            state_digest: self.replica.machine.store.digest(),
             addresses: self.replica.machine.addresses.clone(),
         }
     }

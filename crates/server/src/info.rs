@@ -727,6 +727,7 @@ fn cohort_fields(info: &Info, add: &mut impl FnMut(&str, String)) {
     add("keys", status.keys.to_string());
     add("pending_requests", status.pending_requests.to_string());
     add("blocked_clients", status.blocked_clients.to_string());
+    add("state_digest", format!("{:016x}", status.state_digest));
 }
 
 /// The process's resident set size, from `/proc/self/statm` where it exists.
