@@ -1081,6 +1081,7 @@ mod tests {
                 keys,
                 pending_requests: 0,
                 blocked_clients: 0,
+                state_digest: 0,
                 addresses: BTreeMap::new(),
             },
             log_bytes: 4096,
