@@ -11,6 +11,7 @@
 //! 2 Transaction  body: watched u32, (key, version u64)*, commands u32, (argc, args)*
 //! 3 Purge        body: keys u32, (len u32, bytes)*
 //! 4 Address      body: node u64, peer address, client address
+//! 5 Coordinate   body: origin node u64, origin request u64, argc u32, (len u32, bytes)*
 //! ```
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -29,6 +30,9 @@ pub enum Action {
     Purge(Vec<Bytes>),
     /// Where a node listens, replicated so every member can reach it.
     Address { node: u64, peer: String, client: String },
+    /// A coordination command (sessions, locks, elections) with the client
+    /// connection it came from, which answers it if it has to wait.
+    Coordinate { origin_node: u64, origin_request: u64, args: Vec<Bytes> },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,6 +54,7 @@ impl Payload {
             Action::Transaction { .. } => 2,
             Action::Purge(_) => 3,
             Action::Address { .. } => 4,
+            Action::Coordinate { .. } => 5,
         };
         out.put_u8(kind);
         out.put_u64_le(self.time_ms);
@@ -72,6 +77,11 @@ impl Payload {
                 out.put_u64_le(*node);
                 put_bytes(&mut out, peer.as_bytes());
                 put_bytes(&mut out, client.as_bytes());
+            }
+            Action::Coordinate { origin_node, origin_request, args } => {
+                out.put_u64_le(*origin_node);
+                out.put_u64_le(*origin_request);
+                put_args(&mut out, args);
             }
         }
         out.freeze()
@@ -102,6 +112,11 @@ impl Payload {
                 node: reader.u64()?,
                 peer: reader.string()?,
                 client: reader.string()?,
+            },
+            5 => Action::Coordinate {
+                origin_node: reader.u64()?,
+                origin_request: reader.u64()?,
+                args: reader.args()?,
             },
             _ => return Err(DecodeError("unknown kind")),
         };
@@ -195,6 +210,11 @@ mod tests {
             },
             Action::Purge(args(&["a", "b"])),
             Action::Address { node: 3, peer: "127.0.0.1:7000".into(), client: "x:1".into() },
+            Action::Coordinate {
+                origin_node: 2,
+                origin_request: 99,
+                args: args(&["LOCK.ACQUIRE", "l", "100"]),
+            },
         ];
         for action in actions {
             let payload = Payload { time_ms: 1_700_000_000_000, seed: 42, action };

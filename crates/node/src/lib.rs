@@ -28,6 +28,7 @@
 //! is durable (driver rule 4), so the shell may batch writes of many groups
 //! into one `fsync` (group commit).
 
+pub mod coordination;
 pub mod entry;
 mod node;
 mod replica;

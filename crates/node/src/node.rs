@@ -138,6 +138,9 @@ struct LocalRequest {
     /// The node it was forwarded to, if any.
     forwarded_to: Option<NodeId>,
     redirects: u32,
+    /// A lock acquisition waiting in the replicated queue: the lock's name
+    /// and when to withdraw it.
+    lock_wait: Option<(Bytes, u64)>,
 }
 
 /// A proposal in flight: who waits for it and what it was.
@@ -179,6 +182,7 @@ pub struct Node<E: Engine> {
     waiters: VecDeque<Waiter>,
     next_waiter: u64,
     purge_in_flight: Option<Index>,
+    lease_expiry_in_flight: Option<Index>,
     membership_queue: VecDeque<MembershipChange>,
     was_leader: bool,
     known_leader: Option<NodeId>,
@@ -219,6 +223,7 @@ impl<E: Engine> Node<E> {
             waiters: VecDeque::new(),
             next_waiter: 0,
             purge_in_flight: None,
+            lease_expiry_in_flight: None,
             membership_queue: VecDeque::new(),
             was_leader: false,
             known_leader: None,
@@ -298,7 +303,9 @@ impl<E: Engine> Node<E> {
         self.replica.engine.tick();
         self.expire_requests();
         self.expire_waiters();
+        self.withdraw_lock_waits();
         self.propose_purge();
+        self.propose_lease_expiry();
         self.advance_membership();
         self.report_caught_up();
         self.drive();
@@ -307,7 +314,9 @@ impl<E: Engine> Node<E> {
     /// A client command arrived at this node.
     pub fn submit(&mut self, request: RequestId, command: Command, now_ms: u64) {
         self.now_ms = now_ms;
+        let lock_wait = lock_wait(&command, now_ms);
         let deadline_ms = match &command {
+            _ if lock_wait.is_some() => None,
             Command::Execute(args) if is_blocking(args) => None,
             _ => Some(now_ms + self.options.request_timeout_ms),
         };
@@ -316,6 +325,7 @@ impl<E: Engine> Node<E> {
             deadline_ms,
             forwarded_to: None,
             redirects: 0,
+            lock_wait,
         };
         self.requests.insert(request, local);
         self.route(Origin::Local(request), command);
@@ -425,13 +435,13 @@ impl<E: Engine> Node<E> {
     fn lead(&mut self, origin: Origin, command: Command) {
         match command {
             Command::Execute(args) => {
-                let Some(spec) = args.first().and_then(|name| commands::lookup(name)) else {
+                let Some(readonly) = args.first().and_then(|name| is_readonly(name)) else {
                     // The connection validates names; a forwarded one might
                     // come from a node of another version.
                     self.reply(origin, Frame::error("ERR unknown command"));
                     return;
                 };
-                if spec.is_readonly() {
+                if readonly {
                     self.read(origin, Command::Execute(args));
                 } else {
                     self.propose(origin, Command::Execute(args), None);
@@ -461,6 +471,13 @@ impl<E: Engine> Node<E> {
 
     fn propose(&mut self, origin: Origin, command: Command, waiter: Option<u64>) {
         let action = match &command {
+            Command::Execute(args) if is_coordination(args) => {
+                let (origin_node, origin_request) = match origin {
+                    Origin::Local(request) => (self.options.id, request),
+                    Origin::Remote { node, request } => (node, request),
+                };
+                Action::Coordinate { origin_node, origin_request, args: args.clone() }
+            }
             Command::Execute(args) => Action::Execute(args.clone()),
             Command::Transaction { watched, commands } => {
                 Action::Transaction { watched: watched.clone(), commands: commands.clone() }
@@ -574,6 +591,7 @@ impl<E: Engine> Node<E> {
         for entry in &held.committed {
             let applied = self.replica.machine.apply(entry);
             self.applied(entry.index, entry.term, applied);
+            self.notify_waiters();
         }
         for read in held.reads {
             if let Some((origin, command)) = self.reads.remove(&read.context) {
@@ -594,12 +612,18 @@ impl<E: Engine> Node<E> {
         if self.purge_in_flight == Some(index) {
             self.purge_in_flight = None;
         }
+        if self.lease_expiry_in_flight == Some(index) {
+            self.lease_expiry_in_flight = None;
+        }
         let Some(pending) = self.proposals.remove(&index) else { return };
         if pending.term != term {
             self.retry(pending);
             return;
         }
         match applied {
+            // The origin node answers when the replicated queue grants or
+            // withdraws the client.
+            Applied::Deferred => {}
             Applied::Nothing => self.finish_pending(pending, Frame::ok()),
             Applied::Reply(frame) => self.finish_pending(pending, frame),
             Applied::WouldBlock { keys, timeout_ms } => {
@@ -653,6 +677,9 @@ impl<E: Engine> Node<E> {
         for (_, origin, command) in ready {
             let store = &self.replica.machine.store;
             let frame = match &command {
+                Command::Execute(args) if is_coordination(args) => {
+                    self.replica.machine.coordination.read(context.now_ms, args)
+                }
                 Command::Execute(args) => store.read(&context, args),
                 Command::KeyVersions(keys) => Frame::Array(
                     keys.iter()
@@ -777,6 +804,7 @@ impl<E: Engine> Node<E> {
             self.was_leader = is_leader;
             if !is_leader {
                 self.purge_in_flight = None;
+                self.lease_expiry_in_flight = None;
                 self.membership_queue.clear();
                 let parked: Vec<Waiter> = self.waiters.drain(..).collect();
                 let (in_flight, idle): (Vec<Waiter>, Vec<Waiter>) =
@@ -824,6 +852,10 @@ impl<E: Engine> Node<E> {
             let local = self.requests.get_mut(&request).expect("request");
             local.forwarded_to = None;
             let command = local.command.clone();
+            if local.lock_wait.is_some() {
+                // Queued or not, the withdrawal at its deadline settles it.
+                continue;
+            }
             if is_safe_to_resend(&command) {
                 self.route(Origin::Local(request), command);
             } else {
@@ -833,6 +865,63 @@ impl<E: Engine> Node<E> {
                 );
                 self.reply(Origin::Local(request), frame);
             }
+        }
+    }
+
+    /// Answers the clients of this node that the last applied entry
+    /// granted a lock or withdrew from a queue.
+    fn notify_waiters(&mut self) {
+        let notifications = std::mem::take(&mut self.replica.machine.coordination.notifications);
+        for (origin, frame) in notifications {
+            if origin.node == self.options.id {
+                self.reply(Origin::Local(origin.request), frame);
+            }
+        }
+    }
+
+    /// Lock waits whose time ran out are withdrawn through the log, and
+    /// answered when the withdrawal applies (with the token, if the grant
+    /// came first).
+    fn withdraw_lock_waits(&mut self) {
+        let now = self.now_ms;
+        let due: Vec<(RequestId, Bytes)> = self
+            .requests
+            .iter()
+            .filter_map(|(request, local)| match &local.lock_wait {
+                Some((name, deadline)) if *deadline <= now => Some((*request, name.clone())),
+                _ => None,
+            })
+            .collect();
+        for (request, name) in due {
+            let id = self.options.id.to_string();
+            let cancel = Command::Execute(vec![
+                Bytes::from_static(b"LOCK.CANCEL"),
+                name,
+                Bytes::from(id),
+                Bytes::from(request.to_string()),
+            ]);
+            let local = self.requests.get_mut(&request).expect("request");
+            local.lock_wait = None;
+            local.command = cancel.clone();
+            local.deadline_ms = Some(now + self.options.request_timeout_ms);
+            self.route(Origin::Local(request), cancel);
+        }
+    }
+
+    /// The leader proposes the end of a lease that has waiters, so they are
+    /// served even when no other command touches the lock.
+    fn propose_lease_expiry(&mut self) {
+        if !self.is_leader() || self.lease_expiry_in_flight.is_some() {
+            return;
+        }
+        let machine = &self.replica.machine;
+        let now = self.now_ms.max(machine.time_ms);
+        let Some(name) = machine.coordination.expired_lease(now) else { return };
+        let args = vec![Bytes::from_static(b"LOCK.EXPIRE"), name];
+        let action = Action::Coordinate { origin_node: 0, origin_request: 0, args };
+        let payload = Payload { time_ms: self.stamp(), seed: 0, action };
+        if let Ok(proposal) = self.replica.engine.propose(payload.encode()) {
+            self.lease_expiry_in_flight = Some(proposal.index);
         }
     }
 
@@ -898,13 +987,52 @@ fn is_safe_to_resend(command: &Command) -> bool {
     match command {
         Command::KeyVersions(_) => true,
         Command::Transaction { .. } => false,
-        Command::Execute(args) => args
-            .first()
-            .and_then(|name| commands::lookup(name))
-            .is_some_and(|spec| spec.is_readonly() || spec.is_blocking()),
+        Command::Execute(args) => {
+            let Some(name) = args.first() else { return false };
+            if name.eq_ignore_ascii_case(b"seq") {
+                // The session applies a sequence number at most once.
+                return true;
+            }
+            if let Some(spec) = crate::coordination::lookup(name) {
+                // Observing an election changes nothing until it is served.
+                return !spec.write || name.eq_ignore_ascii_case(b"elect.observe");
+            }
+            commands::lookup(name).is_some_and(|spec| spec.is_readonly() || spec.is_blocking())
+        }
     }
 }
 
+fn is_coordination(args: &[Bytes]) -> bool {
+    args.first().and_then(|name| crate::coordination::lookup_internal(name)).is_some()
+}
+
+/// Whether a command is a read (`Some(true)`), a write (`Some(false)`), or
+/// unknown.
+fn is_readonly(name: &[u8]) -> Option<bool> {
+    if let Some(spec) = crate::coordination::lookup_internal(name) {
+        return Some(!spec.write);
+    }
+    commands::lookup(name).map(|spec| spec.is_readonly())
+}
+
 fn is_blocking(args: &[Bytes]) -> bool {
-    args.first().and_then(|name| commands::lookup(name)).is_some_and(|spec| spec.is_blocking())
+    let Some(name) = args.first() else { return false };
+    if name.eq_ignore_ascii_case(b"elect.observe") {
+        return true;
+    }
+    commands::lookup(name).is_some_and(|spec| spec.is_blocking())
+}
+
+/// For `LOCK.ACQUIRE … WAIT ms` and `ELECT.CAMPAIGN … WAIT ms`: the lock's
+/// name and when this node withdraws the wait.
+fn lock_wait(command: &Command, now_ms: u64) -> Option<(Bytes, u64)> {
+    let Command::Execute(args) = command else { return None };
+    let name = args.first()?;
+    if !name.eq_ignore_ascii_case(b"lock.acquire") && !name.eq_ignore_ascii_case(b"elect.campaign")
+    {
+        return None;
+    }
+    let position = args.iter().position(|arg| arg.eq_ignore_ascii_case(b"wait"))?;
+    let wait_ms: u64 = std::str::from_utf8(args.get(position + 1)?).ok()?.parse().ok()?;
+    Some((args.get(1)?.clone(), now_ms.saturating_add(wait_ms)))
 }

@@ -12,6 +12,7 @@ use consensus::{
 };
 use resp::Frame;
 
+use crate::coordination::{self, Coordination, Outcome, WaiterOrigin};
 use crate::entry::{self, Action};
 use crate::GroupId;
 
@@ -57,6 +58,9 @@ pub(crate) enum Applied {
     Reply(Frame),
     /// A blocking command found nothing: park it.
     WouldBlock { keys: Vec<Bytes>, timeout_ms: Option<u64> },
+    /// The client waits in the replicated state (a lock queue); its origin
+    /// node answers it when the state machine grants or withdraws it.
+    Deferred,
 }
 
 /// The state machine plus what the snapshot must carry besides the keys.
@@ -66,6 +70,7 @@ pub(crate) struct StateMachine {
     /// across leaders whose clocks disagree.
     pub time_ms: u64,
     pub addresses: BTreeMap<NodeId, (String, String)>,
+    pub coordination: Coordination,
     pub applied: Index,
     pub applied_term: Term,
     pub membership: Membership,
@@ -74,7 +79,8 @@ pub(crate) struct StateMachine {
     pub touched: Vec<Bytes>,
 }
 
-const ENVELOPE_VERSION: u8 = 1;
+/// Version 2 added the coordination state (sessions, locks).
+const ENVELOPE_VERSION: u8 = 2;
 
 impl StateMachine {
     pub fn new(membership: Membership) -> StateMachine {
@@ -82,6 +88,7 @@ impl StateMachine {
             store: Store::new(),
             time_ms: 0,
             addresses: BTreeMap::new(),
+            coordination: Coordination::default(),
             applied: 0,
             applied_term: 0,
             membership,
@@ -95,7 +102,8 @@ impl StateMachine {
         // A snapshot that does not decode was written by a different version
         // or corrupted past its checksum: stop rather than serve wrong data.
         assert!(data.remaining() >= 13, "snapshot envelope truncated");
-        assert_eq!(data.get_u8(), ENVELOPE_VERSION, "unknown snapshot envelope version");
+        let version = data.get_u8();
+        assert!(version == 1 || version == ENVELOPE_VERSION, "unknown snapshot envelope {version}");
         let time_ms = data.get_u64_le();
         let count = data.get_u32_le();
         let mut addresses = BTreeMap::new();
@@ -105,11 +113,14 @@ impl StateMachine {
             let client = get_string(&mut data);
             addresses.insert(node, (peer, client));
         }
+        let coordination =
+            if version >= 2 { Coordination::decode(&mut data) } else { Coordination::default() };
         let store = Store::restore(&data).expect("the snapshot's state machine image is valid");
         StateMachine {
             store,
             time_ms,
             addresses,
+            coordination,
             applied: snapshot.index,
             applied_term: snapshot.term,
             membership: snapshot.membership.clone(),
@@ -127,6 +138,7 @@ impl StateMachine {
             put_string(&mut data, peer);
             put_string(&mut data, client);
         }
+        self.coordination.encode(&mut data);
         data.put_slice(&self.store.snapshot());
         Snapshot {
             index: self.applied,
@@ -184,6 +196,53 @@ impl StateMachine {
                 self.addresses.insert(node, (peer, client));
                 Applied::Nothing
             }
+            Action::Coordinate { origin_node, origin_request, args } => {
+                let origin = (origin_node != 0)
+                    .then_some(WaiterOrigin { node: origin_node, request: origin_request });
+                self.coordinate(entry.index, &context, origin, &args)
+            }
+        }
+    }
+
+    /// Applies a coordination command, and the data command it wraps if
+    /// it allows one (`SEQ`, `LOCK.FENCED`).
+    fn coordinate(
+        &mut self,
+        index: Index,
+        context: &Context,
+        origin: Option<WaiterOrigin>,
+        args: &[Bytes],
+    ) -> Applied {
+        let mut outcome = self.coordination.apply(index, context.now_ms, origin, args);
+        let mut sessions = Vec::new();
+        // A SEQ may wrap LOCK.FENCED, which wraps a data command: at most
+        // two levels, since neither may wrap itself.
+        for _ in 0..3 {
+            let Outcome::Run { args, session } = outcome else { break };
+            sessions.extend(session);
+            outcome = if coordination::lookup(&args[0]).is_some() {
+                self.coordination.apply(index, context.now_ms, origin, &args)
+            } else {
+                let frame = self.store.apply(context, &args);
+                if !matches!(frame, Frame::Error(_)) {
+                    if let Some(keys) = commands::command_keys(&args) {
+                        self.touched.extend(keys);
+                    }
+                }
+                Outcome::Reply(frame)
+            };
+        }
+        self.touched.append(&mut self.coordination.touched);
+        match outcome {
+            Outcome::Reply(frame) => {
+                for session in sessions {
+                    self.coordination.remember(session, &frame);
+                }
+                Applied::Reply(frame)
+            }
+            Outcome::Deferred => Applied::Deferred,
+            Outcome::WouldBlock { keys, timeout_ms } => Applied::WouldBlock { keys, timeout_ms },
+            Outcome::Run { .. } => Applied::Reply(Frame::error("ERR commands nested too deeply")),
         }
     }
 

@@ -301,3 +301,82 @@ fn transactions_apply_atomically_and_abort_on_a_changed_watched_key() {
     assert_eq!(cluster.wait(request), Frame::NullArray);
     assert_eq!(cluster.call(leader, &["GET", "k"]), Frame::bulk("2"));
 }
+
+#[test]
+fn a_lock_waiter_on_a_follower_is_granted_when_the_holder_releases() {
+    let mut cluster = Cluster::new(3);
+    let leader = cluster.elect();
+    let follower = if leader == 1 { 2 } else { 1 };
+    let Frame::Integer(first) = cluster.call(leader, &["LOCK.ACQUIRE", "l", "10000"]) else {
+        panic!("the free lock is granted with a token")
+    };
+    let waiter = cluster
+        .submit(follower, Command::Execute(args(&["LOCK.ACQUIRE", "l", "10000", "WAIT", "5000"])));
+    cluster.tick(5);
+    assert!(!cluster.replies.contains_key(&waiter), "the lock is held");
+    let first_text = first.to_string();
+    assert_eq!(cluster.call(leader, &["LOCK.RELEASE", "l", &first_text]), Frame::Integer(1));
+    let Frame::Integer(second) = cluster.wait(waiter) else { panic!("the waiter gets a token") };
+    assert!(second > first, "tokens grow: {first} then {second}");
+    let second_text = second.to_string();
+    let fenced = cluster.call(follower, &["LOCK.FENCED", "l", &second_text, "SET", "k", "v"]);
+    assert_eq!(fenced, Frame::ok());
+    let stale = cluster.call(follower, &["LOCK.FENCED", "l", &first_text, "SET", "k", "old"]);
+    assert!(matches!(stale, Frame::Error(text) if text.starts_with("FENCED")));
+    assert_eq!(cluster.call(leader, &["GET", "k"]), Frame::bulk("v"));
+}
+
+#[test]
+fn a_lock_wait_that_times_out_is_withdrawn_and_answered_null() {
+    let mut cluster = Cluster::new(3);
+    let leader = cluster.elect();
+    cluster.call(leader, &["LOCK.ACQUIRE", "l", "100000"]);
+    let waiter = cluster
+        .submit(leader, Command::Execute(args(&["LOCK.ACQUIRE", "l", "1000", "WAIT", "200"])));
+    assert_eq!(cluster.wait(waiter), Frame::Null);
+    let Frame::Map(info) = cluster.call(leader, &["LOCK.INFO", "l"]) else { panic!("info") };
+    assert_eq!(info[3].1, Frame::Integer(0), "no waiter left behind");
+}
+
+#[test]
+fn an_expired_lease_passes_to_the_waiter_without_other_traffic() {
+    let mut cluster = Cluster::new(3);
+    let leader = cluster.elect();
+    cluster.call(leader, &["LOCK.ACQUIRE", "l", "100"]);
+    let waiter = cluster
+        .submit(leader, Command::Execute(args(&["LOCK.ACQUIRE", "l", "1000", "WAIT", "5000"])));
+    assert!(matches!(cluster.wait(waiter), Frame::Integer(_)));
+}
+
+#[test]
+fn a_retried_sequenced_write_applies_once_even_through_a_new_leader() {
+    let mut cluster = Cluster::new(3);
+    let leader = cluster.elect();
+    let Frame::Integer(session) = cluster.call(leader, &["SESSION.OPEN"]) else { panic!("id") };
+    let session = session.to_string();
+    let incr = ["SEQ", session.as_str(), "1", "INCR", "n"];
+    assert_eq!(cluster.call(leader, &incr), Frame::Integer(1));
+    cluster.crash(leader);
+    let survivor = if leader == 1 { 2 } else { 1 };
+    // The client did not see the reply and retries through another node.
+    assert_eq!(cluster.call(survivor, &incr), Frame::Integer(1));
+    assert_eq!(cluster.call(survivor, &["GET", "n"]), Frame::bulk("1"));
+    let next = ["SEQ", session.as_str(), "2", "INCR", "n"];
+    assert_eq!(cluster.call(survivor, &next), Frame::Integer(2));
+}
+
+#[test]
+fn an_observer_sees_the_next_elected_leader() {
+    let mut cluster = Cluster::new(3);
+    let leader = cluster.elect();
+    let observer = cluster.submit(leader, Command::Execute(args(&["ELECT.OBSERVE", "e"])));
+    cluster.tick(3);
+    assert!(!cluster.replies.contains_key(&observer));
+    let Frame::Integer(token) = cluster.call(leader, &["ELECT.CAMPAIGN", "e", "me", "10000"])
+    else {
+        panic!("campaign")
+    };
+    let expected = Frame::Array(vec![Frame::bulk("me"), Frame::Integer(token)]);
+    assert_eq!(cluster.wait(observer), expected);
+    assert_eq!(cluster.call(leader, &["ELECT.LEADER", "e"]), expected);
+}

@@ -86,14 +86,7 @@ impl<M: consensus::Message> PeerMessage<M> {
             PeerMessage::Reply { request, frame } => {
                 out.put_u8(TAG_REPLY);
                 out.put_u64_le(*request);
-                let mut encoded = BytesMut::new();
-                resp::encode(frame, Protocol::Resp3, &mut encoded);
-                put_bytes(&mut out, &encoded, "reply frame");
-                let positions = null_array_positions(frame);
-                put_length(&mut out, positions.len(), "null array positions");
-                for position in positions {
-                    out.put_u32_le(position);
-                }
+                put_frame(&mut out, frame);
             }
             PeerMessage::Redirect { request, leader } => {
                 out.put_u8(TAG_REDIRECT);
@@ -139,14 +132,7 @@ impl<M: consensus::Message> PeerMessage<M> {
             }
             TAG_REPLY => {
                 let request = reader.u64("request")?;
-                let mut frame = read_frame(reader.bytes("reply frame")?)?;
-                let count = reader.count("null array positions", POSITION_BYTES)?;
-                let mut positions = Vec::with_capacity(count);
-                for _ in 0..count {
-                    positions.push(reader.u32("null array position")?);
-                }
-                restore_null_arrays(&mut frame, &positions)?;
-                PeerMessage::Reply { request, frame }
+                PeerMessage::Reply { request, frame: take_frame(&mut reader)? }
             }
             TAG_REDIRECT => {
                 let request = reader.u64("request")?;
@@ -165,6 +151,45 @@ impl<M: consensus::Message> PeerMessage<M> {
         reader.finish()?;
         Ok(message)
     }
+}
+
+/// Appends a reply frame: its RESP3 bytes, then the positions of its null
+/// arrays (RESP3 has one null; RESP2 clients need `*-1` back where it was).
+fn put_frame(out: &mut BytesMut, frame: &Frame) {
+    let mut encoded = BytesMut::new();
+    resp::encode(frame, Protocol::Resp3, &mut encoded);
+    put_bytes(out, &encoded, "reply frame");
+    let positions = null_array_positions(frame);
+    put_length(out, positions.len(), "null array positions");
+    for position in positions {
+        out.put_u32_le(position);
+    }
+}
+
+fn take_frame(reader: &mut Reader) -> Result<Frame, WireError> {
+    let mut frame = read_frame(reader.bytes("reply frame")?)?;
+    let count = reader.count("null array positions", POSITION_BYTES)?;
+    let mut positions = Vec::with_capacity(count);
+    for _ in 0..count {
+        positions.push(reader.u32("null array position")?);
+    }
+    restore_null_arrays(&mut frame, &positions)?;
+    Ok(frame)
+}
+
+/// A reply frame as bytes that [`decode_frame`] turns back into the same
+/// frame (for state that caches replies, such as client sessions).
+pub(crate) fn encode_frame(frame: &Frame) -> Bytes {
+    let mut out = BytesMut::new();
+    put_frame(&mut out, frame);
+    out.freeze()
+}
+
+pub(crate) fn decode_frame(bytes: Bytes) -> Result<Frame, WireError> {
+    let mut reader = Reader { bytes };
+    let frame = take_frame(&mut reader)?;
+    reader.finish()?;
+    Ok(frame)
 }
 
 fn put_bool(out: &mut BytesMut, value: bool) {
