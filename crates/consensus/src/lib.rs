@@ -5,9 +5,9 @@
 //! seed), and never touches a socket or a file: it tells its driver what to
 //! persist, send and apply through [`Ready`], in the style of etcd-io/raft.
 //!
-//! Engines: [`raft::Raft`] (default). A second engine (Multi-Paxos)
-//! implements the same [`Engine`] trait; nothing outside an engine may depend
-//! on its internals.
+//! Engines: [`raft::Raft`] (default) and [`paxos::Paxos`] (Multi-Paxos),
+//! both implementing the same [`Engine`] trait; nothing outside an engine may
+//! depend on its internals.
 //!
 //! # The driver loop
 //!
@@ -71,6 +71,7 @@
 //!     reorder it.
 
 mod contract;
+pub mod paxos;
 pub mod raft;
 pub mod rng;
 
@@ -93,17 +94,42 @@ pub enum Bug {
     /// Answer ReadIndex from the leader's commit index without confirming
     /// leadership with a quorum round.
     ReadWithoutHeartbeat,
+    /// Paxos: an acceptor accepts phase-2 messages of a ballot lower than
+    /// the one it promised.
+    AcceptLowerBallot,
+    /// Paxos: phase 1 ignores the values acceptors report having accepted,
+    /// so the new leader recovers nothing.
+    SkipValueRecovery,
+    /// Paxos: a slot counts as chosen one acceptance short of a quorum.
+    ChooseWithoutQuorum,
+    /// Paxos: chosen values are handed to the state machine out of slot
+    /// order.
+    ApplyOutOfOrder,
 }
 
 #[cfg(feature = "bugs")]
 impl Bug {
-    pub const ALL: [Bug; 5] = [
+    pub const ALL: [Bug; 9] = [
         Bug::CommitOnMinority,
         Bug::VoteWithoutLogCheck,
         Bug::ApplyBeforeCommit,
         Bug::SkipElectionNoop,
         Bug::ReadWithoutHeartbeat,
+        Bug::AcceptLowerBallot,
+        Bug::SkipValueRecovery,
+        Bug::ChooseWithoutQuorum,
+        Bug::ApplyOutOfOrder,
     ];
+
+    /// The variants that break `engine` ("raft" or "paxos"); empty for an
+    /// unknown engine.
+    pub fn for_engine(engine: &str) -> &'static [Bug] {
+        match engine {
+            "raft" => &Bug::ALL[..5],
+            "paxos" => &Bug::ALL[5..],
+            _ => &[],
+        }
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -112,6 +138,10 @@ impl Bug {
             Bug::ApplyBeforeCommit => "apply-before-commit",
             Bug::SkipElectionNoop => "skip-election-noop",
             Bug::ReadWithoutHeartbeat => "read-without-heartbeat",
+            Bug::AcceptLowerBallot => "accept-lower-ballot",
+            Bug::SkipValueRecovery => "skip-value-recovery",
+            Bug::ChooseWithoutQuorum => "choose-without-quorum",
+            Bug::ApplyOutOfOrder => "apply-out-of-order",
         }
     }
 

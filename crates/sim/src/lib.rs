@@ -28,6 +28,7 @@ pub mod world;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use consensus::paxos::Paxos;
 use consensus::raft::Raft;
 use consensus::Bug;
 
@@ -35,12 +36,14 @@ use consensus::Bug;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EngineKind {
     Raft,
+    Paxos,
 }
 
 impl EngineKind {
     pub fn from_name(name: &str) -> Option<EngineKind> {
         match name {
             "raft" => Some(EngineKind::Raft),
+            "paxos" => Some(EngineKind::Paxos),
             _ => None,
         }
     }
@@ -48,7 +51,15 @@ impl EngineKind {
     pub fn name(self) -> &'static str {
         match self {
             EngineKind::Raft => "raft",
+            EngineKind::Paxos => "paxos",
         }
+    }
+
+    pub const ALL: [EngineKind; 2] = [EngineKind::Raft, EngineKind::Paxos];
+
+    /// The deliberately broken variants of this engine.
+    pub fn bugs(self) -> &'static [Bug] {
+        Bug::for_engine(self.name())
     }
 }
 
@@ -152,6 +163,7 @@ pub fn run(config: &Config) -> Report {
     let seed = config.seed;
     let outcome = catch_unwind(AssertUnwindSafe(|| match config.engine {
         EngineKind::Raft => world::World::<Raft>::new(config, Raft::new).run(),
+        EngineKind::Paxos => world::World::<Paxos>::new(config, Paxos::new).run(),
     }));
     outcome.unwrap_or_else(|panic| {
         let message = panic

@@ -3,8 +3,9 @@
 //! ```text
 //! sim --seeds 1000                 seeds 0..1000, progress bar, "N passed, M failed"
 //! sim --seed 42 --trace            one seed with a readable trace
-//! sim --bug list                   the deliberately broken engine variants
+//! sim --bug list                   the deliberately broken variants of the engine
 //! sim --bug commit-on-minority --seeds 500
+//! sim --engine paxos --seeds 1000  the same for the Multi-Paxos engine
 //! ```
 
 use std::io::{IsTerminal, Write};
@@ -16,7 +17,8 @@ use std::time::Instant;
 use consensus::Bug;
 use sim::{reproduce_command, run, Config, EngineKind, Report};
 
-const USAGE: &str = "usage: sim [--seeds N | --seed S] [--start S] [--engine raft] [--nodes N]
+const USAGE: &str =
+    "usage: sim [--seeds N | --seed S] [--start S] [--engine raft|paxos] [--nodes N]
            [--clients N] [--fault-ms MS] [--heal-ms MS] [--no-network] [--no-partitions]
            [--no-crashes] [--no-membership] [--no-transfers] [--bug NAME|list] [--trace]
            [--threads N] [--keep-going]";
@@ -38,6 +40,8 @@ fn parse(mut words: impl Iterator<Item = String>) -> Result<Option<Arguments>, S
         keep_going: false,
     };
     let mut single_seed = false;
+    // Resolved once the engine is known, wherever `--engine` appears.
+    let mut bug_name = None;
     while let Some(word) = words.next() {
         let mut value = |name: &str| words.next().ok_or(format!("{name} needs a value"));
         let number = |text: String| text.parse::<u64>().map_err(|e| format!("{text}: {e}"));
@@ -71,24 +75,33 @@ fn parse(mut words: impl Iterator<Item = String>) -> Result<Option<Arguments>, S
             "--trace" => arguments.config.trace = true,
             "--threads" => arguments.threads = number(value("--threads")?)?.max(1) as usize,
             "--keep-going" => arguments.keep_going = true,
-            "--bug" => {
-                let name = value("--bug")?;
-                if name == "list" {
-                    for bug in Bug::ALL {
-                        println!("{}", bug.name());
-                    }
-                    return Ok(None);
-                }
-                arguments.config.bug = Some(
-                    Bug::from_name(&name).ok_or(format!("unknown bug {name}; see --bug list"))?,
-                );
-            }
+            "--bug" => bug_name = Some(value("--bug")?),
             "--help" | "-h" => {
                 println!("{USAGE}");
                 return Ok(None);
             }
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
+    }
+    let engine = arguments.config.engine;
+    match bug_name.as_deref() {
+        Some("list") => {
+            for bug in engine.bugs() {
+                println!("{}", bug.name());
+            }
+            return Ok(None);
+        }
+        Some(name) => {
+            let bug = Bug::from_name(name).ok_or(format!("unknown bug {name}; see --bug list"))?;
+            if !engine.bugs().contains(&bug) {
+                return Err(format!(
+                    "bug {name} is not a variant of the {} engine; see --bug list",
+                    engine.name()
+                ));
+            }
+            arguments.config.bug = Some(bug);
+        }
+        None => {}
     }
     if single_seed && arguments.seeds.is_some() {
         return Err("--seed and --seeds exclude each other".to_string());

@@ -1,0 +1,166 @@
+//! What a leader tracks per follower (§3.5 nextIndex/matchIndex, plus flow
+//! control in the style of etcd-io/raft) and the rest of its role's state.
+//!
+//! A follower's progress is in one of three states:
+//! - **Probe**: the leader does not know where the logs match; it sends one
+//!   append at a time and waits for the answer (`paused` until then, or until
+//!   the next heartbeat response, which stands in for a lost message).
+//! - **Replicate**: the logs match up to `match_index`; the leader streams
+//!   appends optimistically, advancing `next_index` as it sends, with at most
+//!   `inflight_appends_max` unacknowledged appends (each remembered by its
+//!   last index) — the flow-control window.
+//! - **Snapshot**: the follower needs entries the leader has compacted; one
+//!   snapshot transfer runs, chunk by chunk, until the follower installs it.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::{Index, NodeId, Snapshot};
+
+pub(super) struct Progress {
+    pub(super) match_index: Index,
+    pub(super) next_index: Index,
+    pub(super) state: ProgressState,
+    /// Last index of each unacknowledged append, oldest first (Replicate only).
+    pub(super) inflight: VecDeque<Index>,
+    /// Heard from since the last CheckQuorum round.
+    pub(super) recent_active: bool,
+    /// The latest heartbeat round the follower acknowledged.
+    pub(super) acked_round: u64,
+}
+
+pub(super) enum ProgressState {
+    Probe { paused: bool },
+    Replicate,
+    Snapshot(SnapshotTransfer),
+}
+
+/// One snapshot being sent, stop-and-wait: one chunk in flight, resent on
+/// every heartbeat response until acknowledged.
+pub(super) struct SnapshotTransfer {
+    pub(super) snapshot: Snapshot,
+    pub(super) offset_bytes: u64,
+}
+
+impl Progress {
+    pub(super) fn new(next_index: Index) -> Progress {
+        Progress {
+            match_index: 0,
+            next_index,
+            state: ProgressState::Probe { paused: false },
+            inflight: VecDeque::new(),
+            recent_active: false,
+            acked_round: 0,
+        }
+    }
+
+    /// Whether the leader must hold back appends to this follower.
+    pub(super) fn is_paused(&self, inflight_appends_max: usize) -> bool {
+        match self.state {
+            ProgressState::Probe { paused } => paused,
+            ProgressState::Replicate => self.inflight.len() >= inflight_appends_max,
+            ProgressState::Snapshot(_) => true,
+        }
+    }
+
+    pub(super) fn become_probe(&mut self, next_index: Index) {
+        self.state = ProgressState::Probe { paused: false };
+        self.next_index = next_index.max(self.match_index + 1);
+        self.inflight.clear();
+    }
+
+    pub(super) fn become_replicate(&mut self) {
+        self.state = ProgressState::Replicate;
+        self.next_index = self.match_index + 1;
+        self.inflight.clear();
+    }
+
+    /// Records that the follower's log matches up to `index`; returns whether
+    /// that is news.
+    pub(super) fn update_match(&mut self, index: Index) -> bool {
+        let news = index > self.match_index;
+        if news {
+            self.match_index = index;
+        }
+        self.next_index = self.next_index.max(index + 1);
+        while self.inflight.front().is_some_and(|&last| last <= index) {
+            self.inflight.pop_front();
+        }
+        news
+    }
+
+    /// An append was sent covering entries up to `last_index` (if any).
+    pub(super) fn sent_append(&mut self, last_index: Option<Index>) {
+        match &mut self.state {
+            ProgressState::Replicate => {
+                if let Some(last) = last_index {
+                    self.next_index = last + 1;
+                    self.inflight.push_back(last);
+                }
+            }
+            ProgressState::Probe { paused } => *paused = true,
+            ProgressState::Snapshot(_) => unreachable!("appends are not sent during a snapshot"),
+        }
+    }
+}
+
+/// A leadership transfer under way (§3.10).
+pub(super) struct Transfer {
+    pub(super) target: NodeId,
+    pub(super) elapsed_ticks: u32,
+}
+
+/// Reads waiting for one heartbeat round to be acknowledged by a quorum.
+pub(super) struct ReadRound {
+    pub(super) round: u64,
+    /// The commit index when the latest read joined the round.
+    pub(super) index: Index,
+    pub(super) contexts: Vec<u64>,
+}
+
+/// Everything only a leader keeps.
+pub(super) struct LeaderState {
+    pub(super) progress: BTreeMap<NodeId, Progress>,
+    pub(super) transfer: Option<Transfer>,
+    pub(super) heartbeat_elapsed_ticks: u32,
+    pub(super) quorum_elapsed_ticks: u32,
+    /// The latest heartbeat round started.
+    pub(super) round: u64,
+    /// Whether the latest round's heartbeats are still waiting in the outbox,
+    /// so a new read can join it.
+    pub(super) round_open: bool,
+    /// When recent rounds were started (tick), for leases.
+    pub(super) round_ticks: VecDeque<(u64, u64)>,
+    /// Rounds acknowledged by a quorum up to here.
+    pub(super) confirmed_round: u64,
+    /// Lease reads may be served while the engine's tick count is below this.
+    pub(super) lease_until_tick: u64,
+    pub(super) reads: VecDeque<ReadRound>,
+    /// Reads that arrived before an entry of this term committed (§6.4 step 1).
+    pub(super) reads_waiting: Vec<u64>,
+    /// New entries or a new commit index should go to every follower when
+    /// the next `Ready` is built (batching proposals between `Ready`s).
+    pub(super) broadcast_pending: bool,
+}
+
+impl LeaderState {
+    pub(super) fn new() -> LeaderState {
+        LeaderState {
+            progress: BTreeMap::new(),
+            transfer: None,
+            heartbeat_elapsed_ticks: 0,
+            quorum_elapsed_ticks: 0,
+            round: 0,
+            round_open: false,
+            round_ticks: VecDeque::new(),
+            confirmed_round: 0,
+            lease_until_tick: 0,
+            reads: VecDeque::new(),
+            reads_waiting: Vec::new(),
+            broadcast_pending: false,
+        }
+    }
+
+    pub(super) fn pending_read_count(&self) -> usize {
+        self.reads_waiting.len() + self.reads.iter().map(|r| r.contexts.len()).sum::<usize>()
+    }
+}
