@@ -3,14 +3,36 @@
 //!
 //! # The disk model
 //!
-//! Each replica's disk completes writes in order, after a random latency. A
-//! replica takes a `Ready`, queues its write and advances the engine at once,
-//! but the write's messages, applies and reads are held until the write is
-//! durable (driver rule 4 of the consensus crate). A crash loses the queue:
-//! a prefix of the queued writes survives whole (durable, but their messages
-//! never left), the next may survive torn (a prefix of its entries), the rest
-//! vanish. Memory (the engine, the state machine) is lost entirely; a
-//! restarted replica is rebuilt from the durable state alone.
+//! Each replica's disk is the real write-ahead log of the `storage` crate
+//! ([`Wal`], one group, id 1) over its deterministic in-memory disk
+//! ([`SimFs`]). A replica takes a `Ready`, queues its write and advances the
+//! engine at once, but the write's messages, applies and reads are held until
+//! the write is durable (driver rule 4 of the consensus crate). Writes
+//! complete in order after a random latency; a write queued while an earlier
+//! one is still in flight joins its batch when that batch completes no
+//! sooner than its own latency would allow. When a batch completes, its
+//! writes are appended to the log and made durable by one `Wal::sync` (group
+//! commit). Local compactions go through `Wal::save_snapshot`, durable at the
+//! next sync; now and then `Wal::compact` deletes obsolete segments.
+//!
+//! A crash writes the still-queued writes to the log without syncing them,
+//! then keeps only what the disk would after a power failure
+//! (`SimFs::crash` with a tear seeded from the run's generator): everything
+//! synced, plus a random-length prefix of the unsynced bytes. So a prefix of
+//! the queued writes may survive whole (durable, but their messages never
+//! left), the next may survive torn at a record boundary, the rest vanish.
+//! Memory (the engine, the state machine) is lost entirely; the restarted
+//! replica is rebuilt from what `Wal::open` recovers from the crashed disk.
+//!
+//! Alongside the log, each replica keeps the reference model
+//! ([`Durable::persist`]) of exactly the writes that were synced; on every
+//! recovery the invariant "storage recovers exactly what was synced"
+//! ([`Invariants::check_recovery`]) compares the two.
+//!
+//! Rarely, a sync fails (`SimFs::fail_syncs`). The log is then poisoned and
+//! the replica stops (fail-stop, as the server does): the failed batch is
+//! never acknowledged, the disk is treated as crashed, and the replica stays
+//! down until the healing phase restarts it.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
@@ -21,8 +43,9 @@ use consensus::{
     Durable, Engine, Entry, HardState, Index, Membership, MembershipChange, Message, NodeId,
     Options, Payload, ReadState, Role, Snapshot, Term,
 };
+use storage::{GroupId, Persist, SimFs, StorageError, Tear, Wal, WalOptions};
 
-use crate::invariants::{Invariants, LogView};
+use crate::invariants::{describe_durable, DiskStep, Invariants, LogView};
 use crate::kv::{Fnv, Request, Store};
 use crate::network::{Conditions, Network, Shape};
 use crate::{Config, Report, Stats};
@@ -46,6 +69,16 @@ const FAULT_PERIOD_MS: u64 = 50;
 const CLIENT_ATTEMPT_TIMEOUT_MS: u64 = 150;
 const CLIENT_GIVE_UP_MS: u64 = 1_500;
 const LOG_MATCHING_PERIOD_MS: u64 = 100;
+/// The group id of the simulated replica in its write-ahead log.
+const GROUP: GroupId = 1;
+/// During the fault phase, one batch sync in this many fails (fail-stop).
+const SYNC_FAILURE_ODDS: u64 = 4_000;
+/// Segments are small so that rotation and compaction run often; the size
+/// is drawn per run in this range.
+const SEGMENT_BYTES_MIN: u64 = 2 << 10;
+const SEGMENT_BYTES_MAX: u64 = 16 << 10;
+/// Beyond this many segments, a local compaction also compacts the log.
+const SEGMENTS_KEPT_MAX: usize = 4;
 
 #[derive(Clone, Debug)]
 struct Route {
@@ -122,7 +155,18 @@ struct Node<E: Engine> {
     engine: Option<E>,
     incarnation: u64,
     tick_ms: u64,
+    /// The replica's disk; a handle shared with `wal`, kept to crash it.
+    fs: SimFs,
+    wal: Wal<SimFs>,
+    /// The reference model of exactly the writes that were synced.
     durable: Durable,
+    /// Steps written to the log since its last sync (local compactions).
+    unsynced: Vec<DiskStep>,
+    /// What the log recovered when last opened; the next start builds the
+    /// engine from it.
+    recovered: Durable,
+    /// A sync failed: the replica stays down until the healing phase.
+    fail_stopped: bool,
     writes: VecDeque<Write<E::Message>>,
     store: Store,
     /// Membership and term as of the last applied entry, for snapshots.
@@ -174,6 +218,7 @@ pub struct World<E: Engine> {
     heal_at: u64,
     keys: Vec<String>,
     snapshot_every: u64,
+    wal_options: WalOptions,
     invariants: Invariants,
     trace: Fnv,
     stats: Stats,
@@ -200,6 +245,10 @@ impl<E: Engine> World<E> {
         let key_count = rng.range(1, 6);
         let keys = (0..key_count).map(|k| format!("k{k}")).collect();
         let snapshot_every = rng.range(10, 120);
+        let wal_options = WalOptions {
+            segment_bytes_max: rng.range(SEGMENT_BYTES_MIN, SEGMENT_BYTES_MAX + 1),
+            ..WalOptions::default()
+        };
         let clients = (0..config.clients as u64)
             .map(|id| Client {
                 id: id + 1,
@@ -230,6 +279,7 @@ impl<E: Engine> World<E> {
             heal_at,
             keys,
             snapshot_every,
+            wal_options,
             invariants: Invariants::default(),
             trace: Fnv::new(),
             stats: Stats::default(),
@@ -237,12 +287,21 @@ impl<E: Engine> World<E> {
         };
         for id in 1..=node_count as u64 {
             let tick_ms = world.rng.range(TICK_MS_MIN, TICK_MS_MAX + 1);
+            let fs = SimFs::new();
+            let (wal, recovered) =
+                Wal::open(fs.clone(), world.wal_options.clone()).expect("an empty disk opens");
+            assert!(recovered.groups.is_empty(), "a new disk holds nothing");
             let node = Node {
                 id,
                 engine: None,
                 incarnation: 0,
                 tick_ms,
+                fs,
+                wal,
                 durable: Durable::default(),
+                unsynced: Vec::new(),
+                recovered: Durable::default(),
+                fail_stopped: false,
                 writes: VecDeque::new(),
                 store: Store::default(),
                 applied_membership: world.founding.clone(),
@@ -344,7 +403,7 @@ impl<E: Engine> World<E> {
             }
             Event::DiskDone { node, incarnation } => {
                 if self.nodes[&node].incarnation == incarnation {
-                    self.complete_write(node);
+                    self.complete_writes(node);
                 }
             }
             Event::Request { node, request } => self.serve_request(node, request),
@@ -370,7 +429,8 @@ impl<E: Engine> World<E> {
                 }
             }
             Event::Restart { node } => {
-                if self.nodes[&node].engine.is_none() {
+                let state = &self.nodes[&node];
+                if state.engine.is_none() && !state.fail_stopped {
                     self.start(node);
                 }
             }
@@ -416,15 +476,18 @@ impl<E: Engine> World<E> {
         options.inflight_appends_max = 1 + (seed % 8) as usize;
         options.append_entries_max = 1 + (seed % 16) as usize;
         options.bug = self.config.bug;
-        node.engine = Some((self.build)(options, self.founding.clone(), node.durable.clone()));
-        node.store = match &node.durable.snapshot {
+        // Built from what the log recovered, never from the model.
+        let recovered = std::mem::take(&mut node.recovered);
+        node.fail_stopped = false;
+        node.store = match &recovered.snapshot {
             Some(snapshot) => Store::decode(&snapshot.data),
             None => Store::default(),
         };
-        (node.applied_membership, node.applied_term) = match &node.durable.snapshot {
+        (node.applied_membership, node.applied_term) = match &recovered.snapshot {
             Some(snapshot) => (snapshot.membership.clone(), snapshot.term),
             None => (self.founding.clone(), 0),
         };
+        node.engine = Some((self.build)(options, self.founding.clone(), recovered));
         node.commit_seen = 0;
         node.led_term = 0;
         let (incarnation, tick_ms) = (node.incarnation, node.tick_ms);
@@ -435,38 +498,91 @@ impl<E: Engine> World<E> {
         self.drive(id);
     }
 
-    fn crash(&mut self, id: NodeId) {
-        let cut_chance = self.rng.range(0, 3);
+    /// Memory is lost: the engine, the state machine and what waits on them.
+    fn lose_memory(&mut self, id: NodeId) {
         let node = self.nodes.get_mut(&id).expect("node");
-        if node.engine.is_none() {
-            return;
-        }
         node.engine = None;
         node.incarnation += 1;
-        let queued = node.writes.len();
-        // Writes complete in order: a prefix of the queue survives whole,
-        // the next may be torn, the rest is lost.
-        let survivors = if queued == 0 { 0 } else { self.rng.range(0, queued as u64 + 1) as usize };
-        let mut torn = 0;
-        for (position, write) in node.writes.drain(..).enumerate() {
-            if position < survivors {
-                node.durable.persist(write.snapshot, write.entries, write.hard_state);
-            } else if position == survivors && cut_chance == 0 && !write.entries.is_empty() {
-                torn = self.rng.range(0, write.entries.len() as u64) as usize;
-                let mut entries = write.entries;
-                entries.truncate(torn);
-                node.durable.persist(write.snapshot, entries, None);
-            }
-        }
         node.proposals.clear();
         node.reads.clear();
         node.confirmed_reads.clear();
         self.stats.crashes += 1;
+    }
+
+    fn crash(&mut self, id: NodeId) {
+        if self.nodes[&id].engine.is_none() {
+            return;
+        }
+        self.lose_memory(id);
+        let node = self.nodes.get_mut(&id).expect("node");
+        // The queued writes reach the file but are never synced: the crash
+        // may keep any prefix of their bytes.
+        let queued = node.writes.len();
+        let mut written = std::mem::take(&mut node.unsynced);
+        for write in node.writes.drain(..) {
+            let persist = Persist {
+                hard_state: write.hard_state.as_ref(),
+                snapshot: write.snapshot.as_ref(),
+                entries: &write.entries,
+            };
+            node.wal.append(GROUP, persist).expect("a simulated write fits the log");
+            written.extend(DiskStep::of_write(write.snapshot, write.entries, write.hard_state));
+        }
+        node.wal.flush(false).expect("the simulated disk takes unsynced writes");
+        let outcome = self.recover_disk(id, &written);
         self.record(&[3, id]);
-        trace!(self,
-            "n{id} CRASHES: {survivors} of {queued} queued writes survive, torn write keeps {torn} \
-             entries"
+        trace!(self, "n{id} CRASHES with {queued} queued writes: {outcome}");
+    }
+
+    /// The disk after a power failure, recovered by `Wal::open`, checked
+    /// against the model of the synced writes plus `written` (the steps
+    /// written since the last sync). Describes what survived.
+    fn recover_disk(&mut self, id: NodeId, written: &[DiskStep]) -> String {
+        let tear = Tear::Seeded(self.rng.next_u64());
+        let node = self.nodes.get_mut(&id).expect("node");
+        let crashed = node.fs.crash(tear);
+        let (wal, recovered) = match Wal::open(crashed.clone(), self.wal_options.clone()) {
+            Ok(opened) => opened,
+            Err(error) => {
+                let message = format!(
+                    "storage recovers exactly what was synced: the log of n{id} does not open \
+                     after a crash: {error}"
+                );
+                self.invariants.violation.get_or_insert(message.clone());
+                return message;
+            }
+        };
+        let durable = recovered.groups.get(&GROUP).cloned().unwrap_or_default();
+        let survived = self.invariants.check_recovery(id, &node.durable, written, &durable);
+        let description = format!(
+            "{survived:?} of {} unsynced records survive, torn tail {:?}, recovered [{}]",
+            written.len(),
+            recovered.torn_tail.map(|torn| (torn.offset, torn.truncated_bytes)),
+            describe_durable(&durable)
         );
+        node.fs = crashed;
+        node.wal = wal;
+        node.durable = durable.clone();
+        node.recovered = durable;
+        node.unsynced.clear();
+        description
+    }
+
+    /// A failed sync poisons the log: the replica stops and stays down until
+    /// healing. `batch` was appended but never acknowledged; later queued
+    /// writes never reach the poisoned log.
+    fn fail_stop(&mut self, id: NodeId, error: StorageError, batch: Vec<Write<E::Message>>) {
+        self.lose_memory(id);
+        let node = self.nodes.get_mut(&id).expect("node");
+        node.fail_stopped = true;
+        node.writes.clear();
+        let mut written = std::mem::take(&mut node.unsynced);
+        for write in batch {
+            written.extend(DiskStep::of_write(write.snapshot, write.entries, write.hard_state));
+        }
+        let outcome = self.recover_disk(id, &written);
+        self.record(&[6, id]);
+        trace!(self, "n{id} STOPS after a failed sync ({error}): {outcome}");
     }
 
     /// Takes every `Ready` the engine has and queues its write.
@@ -480,8 +596,11 @@ impl<E: Engine> World<E> {
             let ready = engine.ready();
             engine.advance();
             let latency = self.rng.range(1, 4);
-            let last_done = node.writes.back().map_or(self.now, |write| write.done_at);
-            let done_at = last_done.max(self.now) + latency;
+            // Group commit: a write joins the last batch if that batch
+            // completes no sooner than this write's own latency allows.
+            let batch_done_at = node.writes.back().map(|write| write.done_at);
+            let done_at =
+                batch_done_at.map_or(self.now + latency, |last| last.max(self.now + latency));
             let incarnation = node.incarnation;
             node.writes.push_back(Write {
                 done_at,
@@ -493,8 +612,10 @@ impl<E: Engine> World<E> {
                 reads: ready.reads,
                 aborted_reads: ready.aborted_reads,
             });
-            let delay = done_at - self.now;
-            self.schedule(delay, Event::DiskDone { node: id, incarnation });
+            if batch_done_at != Some(done_at) {
+                let delay = done_at - self.now;
+                self.schedule(delay, Event::DiskDone { node: id, incarnation });
+            }
         }
         self.observe_status(id);
     }
@@ -528,21 +649,74 @@ impl<E: Engine> World<E> {
         }
     }
 
-    fn complete_write(&mut self, id: NodeId) {
+    /// Completes every write of the batch due now: appends them to the log,
+    /// one sync for all, then releases their messages, applies and reads.
+    fn complete_writes(&mut self, id: NodeId) {
+        let now = self.now;
         let node = self.nodes.get_mut(&id).expect("node");
-        let write = node.writes.pop_front().expect("a queued write");
-        assert!(write.done_at <= self.now);
-        let durable_commit = node.durable.hard_state.commit;
-        if let Some(hard_state) = &write.hard_state {
-            if hard_state.commit < durable_commit {
-                let message = format!(
-                    "durable commit of n{id} went back from {durable_commit} to {}",
-                    hard_state.commit
-                );
-                self.invariants.violation.get_or_insert(message);
-            }
+        let mut batch = Vec::new();
+        while node.writes.front().is_some_and(|write| write.done_at <= now) {
+            batch.push(node.writes.pop_front().expect("a queued write"));
         }
-        node.durable.persist(write.snapshot.clone(), write.entries, write.hard_state);
+        let mut durable_commit = node.durable.hard_state.commit;
+        for write in &batch {
+            if let Some(hard_state) = &write.hard_state {
+                if hard_state.commit < durable_commit {
+                    let message = format!(
+                        "durable commit of n{id} went back from {durable_commit} to {}",
+                        hard_state.commit
+                    );
+                    self.invariants.violation.get_or_insert(message);
+                    return;
+                }
+                durable_commit = hard_state.commit;
+            }
+            let persist = Persist {
+                hard_state: write.hard_state.as_ref(),
+                snapshot: write.snapshot.as_ref(),
+                entries: &write.entries,
+            };
+            node.wal.append(GROUP, persist).expect("a simulated write fits the log");
+        }
+        let sync_fails =
+            !self.healing && self.config.faults.crashes && self.rng.chance(1, SYNC_FAILURE_ODDS);
+        let node = self.nodes.get_mut(&id).expect("node");
+        if sync_fails {
+            node.fs.fail_syncs(true);
+        }
+        let synced = node.wal.sync();
+        if sync_fails {
+            // Only this sync fails; the poisoned log refuses the rest anyway.
+            node.fs.fail_syncs(false);
+        }
+        if let Err(error) = synced {
+            self.fail_stop(id, error, batch);
+            return;
+        }
+        self.acknowledge_unsynced(id);
+        let node = self.nodes.get_mut(&id).expect("node");
+        for write in &mut batch {
+            let (snapshot, entries) = (write.snapshot.clone(), std::mem::take(&mut write.entries));
+            node.durable.persist(snapshot, entries, write.hard_state.take());
+        }
+        for write in batch {
+            self.release_write(id, write);
+        }
+        self.serve_confirmed_reads(id);
+        self.maybe_compact(id);
+    }
+
+    /// The log was synced: what it held unsynced is in the model now.
+    fn acknowledge_unsynced(&mut self, id: NodeId) {
+        let node = self.nodes.get_mut(&id).expect("node");
+        for step in std::mem::take(&mut node.unsynced) {
+            step.apply(&mut node.durable);
+        }
+    }
+
+    /// A durable write's effects: its messages leave, its snapshot is
+    /// installed, its committed entries applied and its reads confirmed.
+    fn release_write(&mut self, id: NodeId, write: Write<E::Message>) {
         for message in write.messages {
             self.send(message);
         }
@@ -578,8 +752,6 @@ impl<E: Engine> World<E> {
         for route in aborted {
             self.reply(route, Reply::Retry { leader: None });
         }
-        self.serve_confirmed_reads(id);
-        self.maybe_compact(id);
     }
 
     fn apply(&mut self, id: NodeId, entry: Entry) {
@@ -630,7 +802,11 @@ impl<E: Engine> World<E> {
     fn maybe_compact(&mut self, id: NodeId) {
         let snapshot_every = self.snapshot_every;
         let node = self.nodes.get_mut(&id).expect("node");
-        let snapshot_index = node.durable.snapshot.as_ref().map_or(0, |s| s.index);
+        let snapshot_index =
+            node.unsynced.iter().fold(node.durable.snapshot_index(), |index, step| match step {
+                DiskStep::Compact(snapshot) => index.max(snapshot.index),
+                _ => index,
+            });
         let applied = node.store.applied;
         if applied < snapshot_index + snapshot_every {
             return;
@@ -643,8 +819,22 @@ impl<E: Engine> World<E> {
             data: node.store.encode(),
         };
         engine.compact(snapshot.clone());
-        node.durable.compact(snapshot);
+        node.wal.save_snapshot(GROUP, &snapshot).expect("the log is not poisoned");
+        node.unsynced.push(DiskStep::Compact(snapshot));
         self.stats.compactions += 1;
+        let compact_log =
+            node.wal.segment_names().len() > SEGMENTS_KEPT_MAX || self.rng.chance(1, 4);
+        if compact_log {
+            // `Wal::compact` syncs first, so the snapshot is durable after it.
+            let node = self.nodes.get_mut(&id).expect("node");
+            match node.wal.compact() {
+                Ok(_) => self.acknowledge_unsynced(id),
+                Err(error) => {
+                    self.fail_stop(id, error, Vec::new());
+                    return;
+                }
+            }
+        }
         self.drive(id);
     }
 
