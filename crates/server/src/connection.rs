@@ -287,12 +287,16 @@ fn unauthenticated_limits(limits: Limits) -> Limits {
 enum Kind {
     Data(&'static CommandSpec),
     Local(&'static LocalSpec),
+    /// Sessions, locks and elections: replicated like data, answered by the node.
+    Coordination(&'static node::coordination::Spec),
     Unknown,
 }
 
 fn classify(name: &[u8]) -> Kind {
     if let Some(spec) = commands::lookup(name) {
         Kind::Data(spec)
+    } else if let Some(spec) = node::coordination::lookup(name) {
+        Kind::Coordination(spec)
     } else if let Some(spec) = info::lookup_local(name) {
         Kind::Local(spec)
     } else {
@@ -432,7 +436,9 @@ impl Connection {
             return self.reply(frame).await;
         }
         match kind {
-            Kind::Data(_) => self.submit(Command::Execute(args), Vec::new()).await,
+            Kind::Data(_) | Kind::Coordination(_) => {
+                self.submit(Command::Execute(args), Vec::new()).await
+            }
             Kind::Local(spec) => self.local(spec.name, args).await,
             Kind::Unknown => unreachable!("checked above"),
         }
@@ -444,6 +450,7 @@ impl Connection {
             Kind::Unknown => return Err(unknown_command(args)),
             Kind::Data(spec) => (spec.name, spec.arity_accepts(args.len())),
             Kind::Local(spec) => (spec.name, spec.arity_accepts(args.len())),
+            Kind::Coordination(spec) => (spec.name, spec.arity_accepts(args.len())),
         };
         if !arity_accepted {
             return Err(wrong_arity(name));
@@ -458,6 +465,7 @@ impl Connection {
     fn record_command(&self, args: &[Bytes], kind: Kind) {
         let name = match kind {
             Kind::Data(spec) => spec.name.to_string(),
+            Kind::Coordination(spec) => spec.name.to_string(),
             Kind::Local(spec) => match args.get(1) {
                 Some(sub) if matches!(spec.name, "client" | "config" | "command") => {
                     let sub = &sub[..sub.len().min(SUBCOMMAND_RECORDED_BYTES_MAX)];
@@ -497,6 +505,10 @@ impl Connection {
             Kind::Local(LocalSpec { name: "echo", .. }) => {
                 transaction.local_replies.push((position, Frame::Bulk(args[1].clone())));
                 ""
+            }
+            Kind::Coordination(_) => {
+                "ERR sessions, locks and elections cannot be queued in MULTI; use SEQ or \
+                 LOCK.FENCED"
             }
             _ => "ERR Command not allowed inside a transaction",
         };
