@@ -7,12 +7,21 @@ mod scenario;
 
 use std::path::Path;
 
+use consensus::paxos::Paxos;
 use consensus::raft::Raft;
 
 #[test]
 fn raft_scenarios_match_their_expected_traces() {
     let directory = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios");
     let count = scenario::run_directory(&directory, "raft", Raft::new);
+    assert!(count >= 5, "expected at least five scenarios, found {count}");
+}
+
+#[test]
+fn paxos_scenarios_match_their_expected_traces() {
+    // Goal: the Multi-Paxos engine behaves as its reviewed traces show.
+    let directory = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios");
+    let count = scenario::run_directory(&directory, "paxos", Paxos::new);
     assert!(count >= 5, "expected at least five scenarios, found {count}");
 }
 

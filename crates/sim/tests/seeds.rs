@@ -1,7 +1,7 @@
 //! The simulator's own guarantees: seeds pass under every fault kind, and a
 //! seed reproduces its run exactly.
 
-use sim::{run, Config};
+use sim::{run, Config, EngineKind};
 
 fn run_seeds(seeds: std::ops::Range<u64>, configure: impl Fn(&mut Config) + Sync) -> Vec<String> {
     let seeds: Vec<u64> = seeds.collect();
@@ -47,6 +47,48 @@ fn raft_passes_every_cluster_size() {
         let failures = run_seeds(1_000..1_010, |config| config.nodes = Some(nodes));
         assert!(failures.is_empty(), "{nodes} nodes: {}", failures.join("\n"));
     }
+}
+
+/// Goal: the Multi-Paxos engine passes the same seeds under every fault kind.
+#[test]
+fn paxos_passes_seeds_under_all_faults() {
+    let failures = run_seeds(0..300, |config| config.engine = EngineKind::Paxos);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Goal: the Multi-Paxos engine passes every cluster size from one to seven.
+#[test]
+fn paxos_passes_every_cluster_size() {
+    for nodes in 1..=7 {
+        let failures = run_seeds(1_000..1_010, |config| {
+            config.engine = EngineKind::Paxos;
+            config.nodes = Some(nodes);
+        });
+        assert!(failures.is_empty(), "{nodes} nodes: {}", failures.join("\n"));
+    }
+}
+
+/// Goal: a Multi-Paxos seed reproduces its run exactly, and its runs
+/// exercise elections, crashes, snapshots and membership changes.
+#[test]
+fn paxos_runs_reproduce_and_exercise_faults() {
+    let config = |seed| Config { engine: EngineKind::Paxos, ..Config::new(seed) };
+    assert_eq!(run(&config(7)).digest, run(&config(7)).digest);
+    assert_ne!(run(&config(7)).digest, run(&config(8)).digest);
+    let mut totals = sim::Stats::default();
+    for seed in 0..20 {
+        let stats = run(&config(seed)).stats;
+        totals.elections += stats.elections;
+        totals.crashes += stats.crashes;
+        totals.client_ok += stats.client_ok;
+        totals.snapshots_installed += stats.snapshots_installed;
+        totals.membership_changes += stats.membership_changes;
+    }
+    assert!(totals.elections > 40, "{totals:?}");
+    assert!(totals.crashes > 20, "{totals:?}");
+    assert!(totals.client_ok > 2_000, "{totals:?}");
+    assert!(totals.snapshots_installed > 0, "{totals:?}");
+    assert!(totals.membership_changes > 0, "{totals:?}");
 }
 
 /// Goal: the same seed gives the same run, event for event; another seed
