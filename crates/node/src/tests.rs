@@ -411,7 +411,7 @@ impl Faults {
     /// One tick of fault injection (only while `active`), then restarts and
     /// heals that are due.
     fn step(&mut self, cluster: &mut Cluster, tick: u64, active: bool) {
-        if active && self.rng.chance(1, 150) && cluster.down.len() < 1 {
+        if active && self.rng.chance(1, 150) && cluster.down.is_empty() {
             let victim = self.rng.range(1, 4);
             cluster.crash(victim);
             self.restart_at.insert(victim, tick + self.rng.range(5, 80));
@@ -495,7 +495,7 @@ fn sequenced_increments_through_faults_are_applied_exactly_once() {
         }
         let mut actors: Vec<Actor> =
             (0..4).map(|c| Actor { request: None, node: 1 + c % 3 }).collect();
-        let mut sequence = vec![1u64; 4];
+        let mut sequence = [1u64; 4];
         let mut acknowledged = 0u64;
         for tick in 0..3_000u64 {
             let active = tick < 2_200;
@@ -546,8 +546,8 @@ fn fenced_writes_of_contending_lock_holders_land_in_token_order() {
         let mut actors: Vec<Actor> =
             (0..5).map(|c| Actor { request: None, node: 1 + c % 3 }).collect();
         // Each client: acquire → fenced write → fenced write → release.
-        let mut phase = vec![0u8; 5];
-        let mut token: Vec<Option<i64>> = vec![None; 5];
+        let mut phase = [0u8; 5];
+        let mut token: [Option<i64>; 5] = [None; 5];
         let mut accepted = 0u64;
         for tick in 0..3_000u64 {
             faults.step(&mut cluster, tick, tick < 2_200);
