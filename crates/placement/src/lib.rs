@@ -54,7 +54,7 @@ mod slot;
 mod table;
 
 pub use leaders::balance_leaders;
-pub use replicas::{rank_nodes, replicas, NodeInfo, ReplicaSet};
+pub use replicas::{place_replicas, rank_nodes, replicas, NodeInfo, ReplicaSet};
 pub use ring::{Ring, RING_POINTS_MAX};
 pub use slot::{crc16, hash_tag, key_slot, SLOTS};
 pub use table::{SlotTable, TableError, ENCODING_VERSION, SHARDS_MAX, VNODES_PER_SHARD};

@@ -14,11 +14,14 @@ pub const SLOTS: u16 = 16384;
 /// CRC-16/XMODEM's generator polynomial (x^16 + x^12 + x^5 + 1).
 const POLYNOMIAL: u16 = 0x1021;
 
-/// The byte-at-a-time lookup table for [`crc16`], built at compile time from [`POLYNOMIAL`].
-const TABLE: [u16; 256] = build_table();
+/// Slicing-by-8 tables (Kounavis and Berry, "A systematic approach to building high
+/// performance software-based CRC generators", 2005): `TABLES[k][x]` is the CRC register after
+/// feeding byte `x` and then `k` zero bytes into a zero register; `TABLES[0]` is the classic
+/// byte-at-a-time table. Built at compile time from [`POLYNOMIAL`].
+const TABLES: [[u16; 256]; 8] = build_tables();
 
-const fn build_table() -> [u16; 256] {
-    let mut table = [0u16; 256];
+const fn build_tables() -> [[u16; 256]; 8] {
+    let mut tables = [[0u16; 256]; 8];
     let mut index = 0;
     while index < 256 {
         let mut crc = (index as u16) << 8;
@@ -27,19 +30,51 @@ const fn build_table() -> [u16; 256] {
             crc = if crc & 0x8000 != 0 { (crc << 1) ^ POLYNOMIAL } else { crc << 1 };
             bit += 1;
         }
-        table[index] = crc;
+        tables[0][index] = crc;
         index += 1;
     }
-    table
+    let mut slice = 1;
+    while slice < 8 {
+        let mut index = 0;
+        while index < 256 {
+            // One more zero byte: a byte-at-a-time step with input 0.
+            let previous = tables[slice - 1][index];
+            tables[slice][index] = (previous << 8) ^ tables[0][(previous >> 8) as usize];
+            index += 1;
+        }
+        slice += 1;
+    }
+    tables
 }
 
 /// CRC-16/XMODEM of `bytes`, the checksum Redis Cluster hashes keys with.
+///
+/// Eight bytes at a time: CRC is linear, so the register (folded into the block's first two
+/// bytes) and the eight bytes contribute independently, each through the table for the number
+/// of bytes that follow it; the eight lookups do not wait on one another. The tail goes a byte
+/// at a time.
 ///
 /// ```
 /// assert_eq!(placement::crc16(b"123456789"), 0x31C3);
 /// ```
 pub fn crc16(bytes: &[u8]) -> u16 {
-    bytes.iter().fold(0u16, |crc, &byte| (crc << 8) ^ TABLE[usize::from((crc >> 8) as u8 ^ byte)])
+    let mut crc = 0u16;
+    let mut blocks = bytes.chunks_exact(8);
+    for block in &mut blocks {
+        let [high, low] = crc.to_be_bytes();
+        crc = TABLES[7][usize::from(block[0] ^ high)]
+            ^ TABLES[6][usize::from(block[1] ^ low)]
+            ^ TABLES[5][usize::from(block[2])]
+            ^ TABLES[4][usize::from(block[3])]
+            ^ TABLES[3][usize::from(block[4])]
+            ^ TABLES[2][usize::from(block[5])]
+            ^ TABLES[1][usize::from(block[6])]
+            ^ TABLES[0][usize::from(block[7])];
+    }
+    for &byte in blocks.remainder() {
+        crc = (crc << 8) ^ TABLES[0][usize::from((crc >> 8) as u8 ^ byte)];
+    }
+    crc
 }
 
 /// The bytes of `key` that decide its slot: the first non-empty `{hash tag}`, or the whole key.

@@ -6,7 +6,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 
 use common::{nodes, Xorshift};
-use placement::{balance_leaders, rank_nodes, replicas, NodeInfo};
+use placement::{balance_leaders, place_replicas, rank_nodes, replicas, NodeInfo};
 
 /// Fails unless the set has `count` distinct nodes in distinct zones (or says it could not).
 fn assert_zone_rule(set: &placement::ReplicaSet, nodes: &[NodeInfo], count: usize) {
@@ -179,4 +179,57 @@ fn leaders_move_along_chains_and_respect_impossible_caps() {
     let leaders = balance_leaders(&sets);
     assert_eq!(leaders.len(), 11, "a shard without replicas gets no leader");
     assert_eq!(leaders.values().filter(|&&leader| leader == 1).count(), 8);
+}
+
+/// Bounded-load placement keeps every node under its cap and the zone rule intact, and with a
+/// cap too loose to bind it is exactly per-shard rendezvous placement.
+#[test]
+fn bounded_load_placement_caps_nodes() {
+    let mut random = Xorshift::new(14);
+    for _ in 0..4 {
+        // Zones many enough that none must hold more than its weighted share.
+        let mut cluster = nodes(0, 20 + random.below(30), 6 + random.below(5));
+        for node in &mut cluster {
+            node.weight = 1 + random.below(3) as u32;
+        }
+        let shards: Vec<u64> = (0..1000 + random.below(2000)).collect();
+        let placement = place_replicas(&shards, &cluster, 3, 110);
+        assert_eq!(placement.len(), shards.len());
+        let weight_total: u64 = cluster.iter().map(|n| u64::from(n.weight)).sum();
+        let mut loads: BTreeMap<u64, u64> = BTreeMap::new();
+        for set in placement.values() {
+            assert_zone_rule(set, &cluster, 3);
+            for node in &set.nodes {
+                *loads.entry(*node).or_default() += 1;
+            }
+        }
+        for node in &cluster {
+            let cap = (110 * 3 * shards.len() as u64 * u64::from(node.weight))
+                .div_ceil(100 * weight_total);
+            assert!(loads.get(&node.id).copied().unwrap_or(0) <= cap, "node {} over", node.id);
+        }
+        let mut reversed = shards.clone();
+        reversed.reverse();
+        assert_eq!(placement, place_replicas(&reversed, &cluster, 3, 110), "order-independent");
+        let loose = place_replicas(&shards, &cluster, 3, u32::MAX);
+        for (shard, set) in loose {
+            assert_eq!(set, replicas(shard, &cluster, 3));
+        }
+    }
+}
+
+/// The zone rule outranks the cap: the only node of a zone takes every shard's replica there.
+#[test]
+fn zone_rule_outranks_load_cap() {
+    let mut cluster = nodes(1, 6, 1);
+    cluster[0].zone = "lonely".into();
+    for node in &mut cluster[1..3] {
+        node.zone = "second".into();
+    }
+    let shards: Vec<u64> = (0..300).collect();
+    let placement = place_replicas(&shards, &cluster, 3, 100);
+    for set in placement.values() {
+        assert!(!set.zones_shared);
+        assert!(set.nodes.contains(&1), "{set:?}");
+    }
 }
