@@ -14,7 +14,10 @@
 //! names its proposer, two replicas can never lead the same ballot.
 //!
 //! **Acceptors (PMS §2.2 P1a, §2.5).** A replica promises a ballot higher
-//! than any it promised, and from then on ignores phase-1 and phase-2
+//! than any it promised, except one of the round it already promised in
+//! (refusing is always safe; this keeps two proposers of one round from
+//! both gathering a quorum, so rounds behave like Raft's terms and a
+//! doomed lower ballot rarely wins phase 1), and from then on ignores phase-1 and phase-2
 //! messages of lower ballots, answering them with its promised ballot (the
 //! "nack" of PMS §2.5) so a deposed proposer learns it lost. The promise is
 //! part of the `HardState` handed out in the same `Ready` as the reply, so
@@ -321,6 +324,16 @@ impl Paxos {
                     return;
                 }
                 Body::PrePrepare { .. } | Body::PrePrepareResponse { granted: true } => {}
+                Body::Prepare { prev_index, .. }
+                    if ballot::round(message.ballot) == ballot::round(self.ballot) =>
+                {
+                    // One promise per round: a duelling proposer of the same
+                    // round is refused (refusing is always safe for an
+                    // acceptor), so at most one proposer per round gathers a
+                    // quorum and rounds behave like Raft's terms.
+                    self.refuse_prepare(from, message.ballot, *prev_index);
+                    return;
+                }
                 body => {
                     let leader = body.is_from_leader().then_some(from);
                     self.become_follower(message.ballot, leader);
@@ -349,18 +362,25 @@ impl Paxos {
                 self.send(from, Body::PrePrepareResponse { granted: false });
             }
             Body::Prepare { prev_index, .. } => {
-                let body = Body::Promise {
-                    granted: false,
-                    log_matches: false,
-                    prev_index,
-                    last_index: 0,
-                    last_ballot: 0,
-                    entries: Vec::new(),
-                };
-                self.send(from, body);
+                let ballot = self.ballot;
+                self.refuse_prepare(from, ballot, prev_index);
             }
             _ => {}
         }
+    }
+
+    /// A phase-1 refusal ("nack") in `ballot`: the replier's higher promise,
+    /// or the proposer's own ballot when refused for its round.
+    fn refuse_prepare(&mut self, from: NodeId, ballot: Ballot, prev_index: Index) {
+        let body = Body::Promise {
+            granted: false,
+            log_matches: false,
+            prev_index,
+            last_index: 0,
+            last_ballot: 0,
+            entries: Vec::new(),
+        };
+        self.send_with_ballot(from, ballot, body);
     }
 
     fn dispatch(&mut self, from: NodeId, ballot: Ballot, body: Body) {
