@@ -26,6 +26,7 @@ serve options (also COHORT_<NAME> environment variables and keys of --config FIL
   --initial-cluster 1=host:peer_port,2=...   founding members (default: this node alone)
   --join HOST:PEER_PORT         join a running cluster through one of its members
   --fsync always|everysec|no    when the log is fsynced (default always)
+  --consensus raft|paxos        the consensus engine, fixed when the cluster is created (default raft)
   --requirepass PASSWORD        require AUTH
   --max-clients N               (default 10000)
   --proto-max-bulk-len BYTES    largest bulk string (default 536870912)
@@ -44,6 +45,7 @@ const SETTINGS: &[&str] = &[
     "initial-cluster",
     "join",
     "fsync",
+    "consensus",
     "requirepass",
     "max-clients",
     "proto-max-bulk-len",
@@ -130,6 +132,10 @@ fn apply(config: &mut Config, name: &str, value: &str) -> Result<()> {
         "fsync" => {
             config.fsync = Fsync::from_name(value)
                 .ok_or_else(|| anyhow!("fsync must be always, everysec or no"))?
+        }
+        "consensus" => {
+            config.consensus = crate::config::Consensus::from_name(value)
+                .ok_or_else(|| anyhow!("consensus must be raft or paxos"))?
         }
         "requirepass" => config.requirepass = Some(value.to_string()).filter(|p| !p.is_empty()),
         "max-clients" => config.max_clients = number(value)?,

@@ -31,7 +31,7 @@ fn parse(arguments: &[String]) -> Result<Layout> {
             "--port" => layout.port = value()?.parse().context("--port")?,
             "--peer-port" => layout.peer_port = value()?.parse().context("--peer-port")?,
             "--data-dir" => layout.data_dir = PathBuf::from(value()?),
-            "--fsync" | "--requirepass" | "--tick-ms" => {
+            "--fsync" | "--requirepass" | "--tick-ms" | "--consensus" => {
                 let setting = value()?;
                 layout.extra.extend([word.clone(), setting]);
             }

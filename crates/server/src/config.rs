@@ -7,6 +7,8 @@ use std::path::PathBuf;
 
 use storage::Fsync;
 
+pub use crate::runtime::Consensus;
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub node_id: u64,
@@ -20,6 +22,8 @@ pub struct Config {
     /// A member's peer address to join a running cluster through.
     pub join: Option<String>,
     pub fsync: Fsync,
+    /// The consensus engine (fixed when the cluster is created).
+    pub consensus: Consensus,
     pub requirepass: Option<String>,
     pub max_clients: usize,
     /// Largest bulk string a client may send (Redis's proto-max-bulk-len).
@@ -45,6 +49,7 @@ impl Default for Config {
             initial_cluster: BTreeMap::new(),
             join: None,
             fsync: Fsync::Always,
+            consensus: Consensus::Raft,
             requirepass: None,
             max_clients: 10_000,
             proto_max_bulk_len: 512 << 20,

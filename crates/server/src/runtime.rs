@@ -17,8 +17,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
+use consensus::paxos::Paxos;
 use consensus::raft::Raft;
-use consensus::{Membership, NodeId, Options};
+use consensus::{Engine, Membership, NodeId, Options};
 use node::{Command, DiskTask, Node, NodeOptions, PeerMessage, RequestId, DATA_GROUP};
 use resp::Frame;
 use storage::{Fsync, OsFs, Persist, Wal, WalOptions};
@@ -40,8 +41,66 @@ pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as u64)
 }
 
-/// A cluster id both ends of a peer connection must agree on.
-pub const CLUSTER_ID: u64 = 0xC0_4047;
+/// A cluster id both ends of a peer connection must agree on. The engine is
+/// part of it, so a node running another engine is refused at the handshake.
+pub fn cluster_id(consensus: Consensus) -> u64 {
+    0xC0_4047_0000 | consensus as u64
+}
+
+/// The consensus engine a cluster runs, fixed when it is created.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Consensus {
+    Raft = 1,
+    Paxos = 2,
+}
+
+impl Consensus {
+    pub fn name(self) -> &'static str {
+        match self {
+            Consensus::Raft => "raft",
+            Consensus::Paxos => "paxos",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Consensus> {
+        match name {
+            "raft" => Some(Consensus::Raft),
+            "paxos" => Some(Consensus::Paxos),
+            _ => None,
+        }
+    }
+}
+
+/// The file in the data directory that records the cluster's engine.
+const CONSENSUS_FILE: &str = "consensus";
+
+/// Records the engine on first start; refuses to start with another one.
+fn check_consensus(config: &Config) -> Result<()> {
+    let path = config.data_dir.join(CONSENSUS_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(recorded) => {
+            let recorded = recorded.trim();
+            if recorded != config.consensus.name() {
+                bail!(
+                    "{} was created with --consensus {recorded}; this node was started with \
+                     --consensus {} (the engine is fixed when a cluster is created)",
+                    config.data_dir.display(),
+                    config.consensus.name()
+                );
+            }
+            Ok(())
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let temporary = path.with_extension("tmp");
+            std::fs::write(&temporary, format!("{}\n", config.consensus.name()))?;
+            std::fs::File::open(&temporary)?.sync_all()?;
+            std::fs::rename(&temporary, &path)?;
+            std::fs::File::open(&config.data_dir)?.sync_all()?;
+            Ok(())
+        }
+        Err(error) => Err(error).with_context(|| format!("reading {}", path.display())),
+    }
+}
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -64,6 +123,7 @@ pub struct Started {
 pub async fn start(config: Arc<Config>, shutdown: watch::Receiver<bool>) -> Result<Started> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    check_consensus(&config)?;
     let fs = OsFs::new(&config.data_dir)
         .with_context(|| format!("opening data directory {}", config.data_dir.display()))?;
     let (wal, mut recovered) = Wal::open(fs, WalOptions::default())
@@ -98,10 +158,31 @@ pub async fn start(config: Arc<Config>, shutdown: watch::Receiver<bool>) -> Resu
     options.peer_address = advertised(&config, config.peer_port);
     options.client_address = advertised(&config, config.port);
     options.engine = engine_options(&config);
-    let node = Node::new(options, Raft::new, founding, peers, durable, now_ms());
+    match config.consensus {
+        Consensus::Raft => {
+            let node = Node::new(options, Raft::new, founding, peers, durable, now_ms());
+            launch(config, node, wal, peer_listen, shutdown).await
+        }
+        Consensus::Paxos => {
+            let node = Node::new(options, Paxos::new, founding, peers, durable, now_ms());
+            launch(config, node, wal, peer_listen, shutdown).await
+        }
+    }
+}
 
+async fn launch<E: Engine + Send + 'static>(
+    config: Arc<Config>,
+    node: Node<E>,
+    wal: Wal<OsFs>,
+    peer_listen: SocketAddr,
+    shutdown: watch::Receiver<bool>,
+) -> Result<Started>
+where
+    E::Message: Send,
+{
     let (inbound_sender, inbound) = mpsc::channel(INBOUND_QUEUE_MAX);
-    let transport = Transport::start(config.node_id, CLUSTER_ID, peer_listen, inbound_sender)
+    let cluster = cluster_id(config.consensus);
+    let transport = Transport::start(config.node_id, cluster, peer_listen, inbound_sender)
         .await
         .with_context(|| format!("listening for peers on {peer_listen}"))?;
     let peer_address = transport.local_addr();
@@ -160,9 +241,9 @@ fn engine_options(config: &Config) -> Options {
     options
 }
 
-struct NodeTask {
+struct NodeTask<E: Engine> {
     config: Arc<Config>,
-    node: Node<Raft>,
+    node: Node<E>,
     transport: Transport,
     disk: std_mpsc::Sender<Vec<DiskTask>>,
     waiting: BTreeMap<RequestId, oneshot::Sender<Frame>>,
@@ -172,7 +253,7 @@ struct NodeTask {
     peers: BTreeMap<NodeId, String>,
 }
 
-impl NodeTask {
+impl<E: Engine> NodeTask<E> {
     async fn run(
         mut self,
         mut calls: mpsc::Receiver<Call>,
@@ -268,7 +349,7 @@ impl NodeTask {
                     node: self.node.status(),
                     log_bytes: self.log_bytes.load(Ordering::Relaxed),
                     fsync: self.config.fsync.name(),
-                    engine: "raft",
+                    engine: self.config.consensus.name(),
                     poisoned: self.poisoned.clone(),
                 };
                 let _ = reply.send(info);
@@ -277,7 +358,7 @@ impl NodeTask {
     }
 
     fn peer_message(&mut self, from: NodeId, bytes: Bytes) {
-        match PeerMessage::decode(bytes) {
+        match PeerMessage::<E::Message>::decode(bytes) {
             Ok(message) => self.node.receive(from, message, now_ms()),
             Err(error) => log!("dropping a malformed message from node {from}: {error}"),
         }
@@ -289,7 +370,7 @@ impl NodeTask {
             return;
         }
         if let Some(address) = &self.config.join {
-            let message: PeerMessage<consensus::raft::Message> = self.node.join_message();
+            let message: PeerMessage<E::Message> = self.node.join_message();
             self.transport.send_to_address(address.clone(), message.encode());
         }
     }
