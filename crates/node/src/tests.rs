@@ -4,22 +4,26 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use bytes::Bytes;
+use consensus::paxos::Paxos;
 use consensus::raft::Raft;
-use consensus::{Durable, Engine, Membership, NodeId};
+use consensus::{Durable, Engine, Membership, NodeId, Options};
+
+type Build<E> = fn(Options, Membership, Durable) -> E;
 use resp::Frame;
 
 use crate::{Command, DiskTask, Node, NodeOptions, PeerMessage, RequestId};
 
 const TICK_MS: u64 = 10;
 
-struct Cluster {
-    nodes: BTreeMap<NodeId, Node<Raft>>,
+struct Cluster<E: Engine> {
+    build: Build<E>,
+    nodes: BTreeMap<NodeId, Node<E>>,
     disks: BTreeMap<NodeId, Durable>,
     down: BTreeSet<NodeId>,
     isolated: BTreeSet<NodeId>,
     /// Drops each message with this probability, drawing from the generator.
     loss: Option<(consensus::rng::Rng, f64)>,
-    network: VecDeque<(NodeId, NodeId, PeerMessage<<Raft as Engine>::Message>)>,
+    network: VecDeque<(NodeId, NodeId, PeerMessage<E::Message>)>,
     replies: BTreeMap<RequestId, Frame>,
     next_request: RequestId,
     now_ms: u64,
@@ -37,9 +41,10 @@ fn args(words: &[&str]) -> Vec<Bytes> {
     words.iter().map(|word| Bytes::copy_from_slice(word.as_bytes())).collect()
 }
 
-impl Cluster {
-    fn new(size: u64) -> Cluster {
+impl<E: Engine> Cluster<E> {
+    fn new(size: u64, build: Build<E>) -> Cluster<E> {
         let mut cluster = Cluster {
+            build,
             nodes: BTreeMap::new(),
             disks: BTreeMap::new(),
             down: BTreeSet::new(),
@@ -63,7 +68,7 @@ impl Cluster {
         let durable = self.disks[&id].clone();
         let node = Node::new(
             (self.options)(id),
-            Raft::new,
+            self.build,
             founding,
             BTreeMap::new(),
             durable,
@@ -191,9 +196,8 @@ impl Cluster {
     }
 }
 
-#[test]
-fn a_single_node_serves_writes_and_linearizable_reads() {
-    let mut cluster = Cluster::new(1);
+fn a_single_node_serves_writes_and_linearizable_reads<E: Engine>(build: Build<E>) {
+    let mut cluster = Cluster::new(1, build);
     cluster.elect();
     assert_eq!(cluster.call(1, &["SET", "k", "v"]), Frame::ok());
     assert_eq!(cluster.call(1, &["GET", "k"]), Frame::bulk("v"));
@@ -201,9 +205,8 @@ fn a_single_node_serves_writes_and_linearizable_reads() {
     assert_eq!(cluster.call(1, &["INCR", "n"]), Frame::Integer(2));
 }
 
-#[test]
-fn any_node_accepts_any_command_and_followers_forward_to_the_leader() {
-    let mut cluster = Cluster::new(3);
+fn any_node_accepts_any_command_and_followers_forward_to_the_leader<E: Engine>(build: Build<E>) {
+    let mut cluster = Cluster::new(3, build);
     let leader = cluster.elect();
     let followers: Vec<NodeId> = (1..=3).filter(|&id| id != leader).collect();
     assert_eq!(cluster.call(followers[0], &["SET", "k", "v1"]), Frame::ok());
@@ -216,9 +219,8 @@ fn any_node_accepts_any_command_and_followers_forward_to_the_leader() {
     assert_eq!(digests.len(), 1);
 }
 
-#[test]
-fn a_blocked_pop_is_woken_by_a_push_on_another_node() {
-    let mut cluster = Cluster::new(3);
+fn a_blocked_pop_is_woken_by_a_push_on_another_node<E: Engine>(build: Build<E>) {
+    let mut cluster = Cluster::new(3, build);
     let leader = cluster.elect();
     let other = if leader == 1 { 2 } else { 1 };
     let blocked = cluster.submit(other, Command::Execute(args(&["BLPOP", "queue", "0"])));
@@ -230,9 +232,8 @@ fn a_blocked_pop_is_woken_by_a_push_on_another_node() {
     assert_eq!(cluster.call(leader, &["LLEN", "queue"]), Frame::Integer(0));
 }
 
-#[test]
-fn blocked_pops_are_served_oldest_first_and_time_out_with_a_null_array() {
-    let mut cluster = Cluster::new(3);
+fn blocked_pops_are_served_oldest_first_and_time_out_with_a_null_array<E: Engine>(build: Build<E>) {
+    let mut cluster = Cluster::new(3, build);
     let leader = cluster.elect();
     let first = cluster.submit(leader, Command::Execute(args(&["BLPOP", "q", "0"])));
     cluster.tick(1);
@@ -244,9 +245,8 @@ fn blocked_pops_are_served_oldest_first_and_time_out_with_a_null_array() {
     assert_eq!(cluster.wait(second), Frame::NullArray);
 }
 
-#[test]
-fn without_a_leader_a_command_fails_with_clusterdown_after_the_timeout() {
-    let mut cluster = Cluster::new(3);
+fn without_a_leader_a_command_fails_with_clusterdown_after_the_timeout<E: Engine>(build: Build<E>) {
+    let mut cluster = Cluster::new(3, build);
     let leader = cluster.elect();
     let follower = if leader == 1 { 2 } else { 1 };
     cluster.isolated.insert(follower);
@@ -257,9 +257,8 @@ fn without_a_leader_a_command_fails_with_clusterdown_after_the_timeout() {
     assert!(text.starts_with("CLUSTERDOWN"), "{text}");
 }
 
-#[test]
-fn writes_survive_the_loss_of_the_leader() {
-    let mut cluster = Cluster::new(3);
+fn writes_survive_the_loss_of_the_leader<E: Engine>(build: Build<E>) {
+    let mut cluster = Cluster::new(3, build);
     let leader = cluster.elect();
     for i in 0..30 {
         let value = i.to_string();
@@ -277,9 +276,8 @@ fn writes_survive_the_loss_of_the_leader() {
     assert_eq!(cluster.call(leader, &["DBSIZE"]), Frame::Integer(31));
 }
 
-#[test]
-fn expired_keys_are_invisible_then_purged_by_the_leader() {
-    let mut cluster = Cluster::new(3);
+fn expired_keys_are_invisible_then_purged_by_the_leader<E: Engine>(build: Build<E>) {
+    let mut cluster = Cluster::new(3, build);
     let leader = cluster.elect();
     assert_eq!(cluster.call(leader, &["SET", "k", "v", "PX", "50"]), Frame::ok());
     assert_eq!(cluster.call(leader, &["SET", "kept", "v"]), Frame::ok());
@@ -291,9 +289,8 @@ fn expired_keys_are_invisible_then_purged_by_the_leader() {
     }
 }
 
-#[test]
-fn transactions_apply_atomically_and_abort_on_a_changed_watched_key() {
-    let mut cluster = Cluster::new(3);
+fn transactions_apply_atomically_and_abort_on_a_changed_watched_key<E: Engine>(build: Build<E>) {
+    let mut cluster = Cluster::new(3, build);
     let leader = cluster.elect();
     let versions = cluster.submit(leader, Command::KeyVersions(args(&["k"])));
     let Frame::Array(versions) = cluster.wait(versions) else { panic!("versions") };
@@ -310,9 +307,8 @@ fn transactions_apply_atomically_and_abort_on_a_changed_watched_key() {
     assert_eq!(cluster.call(leader, &["GET", "k"]), Frame::bulk("2"));
 }
 
-#[test]
-fn a_lock_waiter_on_a_follower_is_granted_when_the_holder_releases() {
-    let mut cluster = Cluster::new(3);
+fn a_lock_waiter_on_a_follower_is_granted_when_the_holder_releases<E: Engine>(build: Build<E>) {
+    let mut cluster = Cluster::new(3, build);
     let leader = cluster.elect();
     let follower = if leader == 1 { 2 } else { 1 };
     let Frame::Integer(first) = cluster.call(leader, &["LOCK.ACQUIRE", "l", "10000"]) else {
@@ -334,9 +330,8 @@ fn a_lock_waiter_on_a_follower_is_granted_when_the_holder_releases() {
     assert_eq!(cluster.call(leader, &["GET", "k"]), Frame::bulk("v"));
 }
 
-#[test]
-fn a_lock_wait_that_times_out_is_withdrawn_and_answered_null() {
-    let mut cluster = Cluster::new(3);
+fn a_lock_wait_that_times_out_is_withdrawn_and_answered_null<E: Engine>(build: Build<E>) {
+    let mut cluster = Cluster::new(3, build);
     let leader = cluster.elect();
     cluster.call(leader, &["LOCK.ACQUIRE", "l", "100000"]);
     let waiter = cluster
@@ -346,9 +341,8 @@ fn a_lock_wait_that_times_out_is_withdrawn_and_answered_null() {
     assert_eq!(info[3].1, Frame::Integer(0), "no waiter left behind");
 }
 
-#[test]
-fn an_expired_lease_passes_to_the_waiter_without_other_traffic() {
-    let mut cluster = Cluster::new(3);
+fn an_expired_lease_passes_to_the_waiter_without_other_traffic<E: Engine>(build: Build<E>) {
+    let mut cluster = Cluster::new(3, build);
     let leader = cluster.elect();
     cluster.call(leader, &["LOCK.ACQUIRE", "l", "100"]);
     let waiter = cluster
@@ -356,9 +350,8 @@ fn an_expired_lease_passes_to_the_waiter_without_other_traffic() {
     assert!(matches!(cluster.wait(waiter), Frame::Integer(_)));
 }
 
-#[test]
-fn a_retried_sequenced_write_applies_once_even_through_a_new_leader() {
-    let mut cluster = Cluster::new(3);
+fn a_retried_sequenced_write_applies_once_even_through_a_new_leader<E: Engine>(build: Build<E>) {
+    let mut cluster = Cluster::new(3, build);
     let leader = cluster.elect();
     let Frame::Integer(session) = cluster.call(leader, &["SESSION.OPEN"]) else { panic!("id") };
     let session = session.to_string();
@@ -373,9 +366,8 @@ fn a_retried_sequenced_write_applies_once_even_through_a_new_leader() {
     assert_eq!(cluster.call(survivor, &next), Frame::Integer(2));
 }
 
-#[test]
-fn an_observer_sees_the_next_elected_leader() {
-    let mut cluster = Cluster::new(3);
+fn an_observer_sees_the_next_elected_leader<E: Engine>(build: Build<E>) {
+    let mut cluster = Cluster::new(3, build);
     let leader = cluster.elect();
     let observer = cluster.submit(leader, Command::Execute(args(&["ELECT.OBSERVE", "e"])));
     cluster.tick(3);
@@ -410,7 +402,7 @@ impl Faults {
 
     /// One tick of fault injection (only while `active`), then restarts and
     /// heals that are due.
-    fn step(&mut self, cluster: &mut Cluster, tick: u64, active: bool) {
+    fn step<E: Engine>(&mut self, cluster: &mut Cluster<E>, tick: u64, active: bool) {
         if active && self.rng.chance(1, 150) && cluster.down.is_empty() {
             let victim = self.rng.range(1, 4);
             cluster.crash(victim);
@@ -440,9 +432,9 @@ impl Faults {
 impl Actor {
     /// Submits `words` if idle; returns the reply once it arrives, or
     /// `None` while waiting. Retries elsewhere after `patience` ticks.
-    fn drive(
+    fn drive<E: Engine>(
         &mut self,
-        cluster: &mut Cluster,
+        cluster: &mut Cluster<E>,
         rng: &mut consensus::rng::Rng,
         tick: u64,
         words: &[String],
@@ -477,10 +469,9 @@ fn retryable(frame: &Frame) -> bool {
 /// Goal: under crashes, isolation and message loss, increments sent through
 /// sessions and retried until acknowledged end at exactly the number of
 /// acknowledged increments: no retry is ever applied twice.
-#[test]
-fn sequenced_increments_through_faults_are_applied_exactly_once() {
+fn sequenced_increments_through_faults_are_applied_exactly_once<E: Engine>(build: Build<E>) {
     for seed in 0..6 {
-        let mut cluster = Cluster::new(3);
+        let mut cluster = Cluster::new(3, build);
         cluster.loss = Some((consensus::rng::Rng::new(seed ^ 0xdead), 0.03));
         let mut rng = consensus::rng::Rng::new(seed);
         let mut faults = Faults::new(seed + 100);
@@ -535,10 +526,9 @@ fn sequenced_increments_through_faults_are_applied_exactly_once() {
 /// Goal: mutual exclusion under faults, judged by what the protected
 /// resource accepted: writes fenced by lock tokens land in token order,
 /// even when holders crash, stall behind partitions or outlive their lease.
-#[test]
-fn fenced_writes_of_contending_lock_holders_land_in_token_order() {
+fn fenced_writes_of_contending_lock_holders_land_in_token_order<E: Engine>(build: Build<E>) {
     for seed in 0..6 {
-        let mut cluster = Cluster::new(3);
+        let mut cluster = Cluster::new(3, build);
         cluster.loss = Some((consensus::rng::Rng::new(seed ^ 0xbeef), 0.02));
         let mut rng = consensus::rng::Rng::new(seed);
         let mut faults = Faults::new(seed + 200);
@@ -616,3 +606,40 @@ fn fenced_writes_of_contending_lock_holders_land_in_token_order() {
         }
     }
 }
+
+/// Every node-level test runs against both engines.
+macro_rules! both_engines {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn raft() {
+                    super::$name(super::Raft::new);
+                }
+
+                #[test]
+                fn paxos() {
+                    super::$name(super::Paxos::new);
+                }
+            }
+        )*
+    };
+}
+
+both_engines!(
+    a_single_node_serves_writes_and_linearizable_reads,
+    any_node_accepts_any_command_and_followers_forward_to_the_leader,
+    a_blocked_pop_is_woken_by_a_push_on_another_node,
+    blocked_pops_are_served_oldest_first_and_time_out_with_a_null_array,
+    without_a_leader_a_command_fails_with_clusterdown_after_the_timeout,
+    writes_survive_the_loss_of_the_leader,
+    expired_keys_are_invisible_then_purged_by_the_leader,
+    transactions_apply_atomically_and_abort_on_a_changed_watched_key,
+    a_lock_waiter_on_a_follower_is_granted_when_the_holder_releases,
+    a_lock_wait_that_times_out_is_withdrawn_and_answered_null,
+    an_expired_lease_passes_to_the_waiter_without_other_traffic,
+    a_retried_sequenced_write_applies_once_even_through_a_new_leader,
+    an_observer_sees_the_next_elected_leader,
+    sequenced_increments_through_faults_are_applied_exactly_once,
+    fenced_writes_of_contending_lock_holders_land_in_token_order,
+);
