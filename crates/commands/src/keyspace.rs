@@ -254,14 +254,16 @@ pub(crate) type Items = VecDeque<Box<[u8]>>;
 pub(crate) type Members = BTreeSet<ScanKey>;
 
 /// A value. Collections are boxed so the common string entry stays small.
-/// Invariant: a stored collection is never empty (Redis deletes the key when
-/// its last element goes).
+/// Invariant: a stored hash, list or set is never empty (Redis deletes the
+/// key when its last element goes); a stream may be empty, as in Redis (it
+/// keeps its last id and groups).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Value {
     String(Text),
     Hash(Box<Fields>),
     List(Box<Items>),
     Set(Box<Members>),
+    Stream(Box<crate::streams::Stream>),
 }
 
 impl Value {
@@ -271,6 +273,7 @@ impl Value {
             Value::Hash(_) => "hash",
             Value::List(_) => "list",
             Value::Set(_) => "set",
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -280,6 +283,7 @@ impl Value {
             Value::Hash(fields) => fields.is_empty(),
             Value::List(items) => items.is_empty(),
             Value::Set(members) => members.is_empty(),
+            Value::Stream(_) => false,
         }
     }
 }

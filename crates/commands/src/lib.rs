@@ -20,7 +20,8 @@
 //!
 //! - [`spec`]: the static command table ([`lookup`], [`table`]) for arity
 //!   checks, COMMAND, key extraction and routing.
-//! - `strings`, `keys`, `hashes`, `lists`, `sets`: one module per type family;
+//! - `strings`, `keys`, `hashes`, `lists`, `sets`, `streams`: one module per
+//!   type family;
 //!   each command is a small function that parses its arguments (rejecting
 //!   leftovers with Redis's texts) and applies them.
 //! - `store`: [`Store`], the one dispatch `match`, transactions and blocking.
@@ -28,12 +29,16 @@
 //!
 //! # Blocking commands
 //!
-//! BLPOP, BRPOP, BLMOVE and BRPOPLPUSH go through the log like any write.
+//! BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, XREAD and XREADGROUP go through the
+//! log like any write (XREAD too: a blocked read must be ordered with the
+//! writes that wake it).
 //! [`Store::apply_blocking`] either serves them (data was there: same effect
 //! and reply as the non-blocking form) or returns [`Blocking::WouldBlock`]
 //! having changed nothing; the node then parks the client, and re-proposes the
 //! command after applies that touch one of the returned keys, or replies the
-//! null array when the timeout passes. [`Store::apply`] on a blocking command
+//! null array when the timeout passes. When `WouldBlock` carries
+//! `retry_args`, the node re-proposes those instead of the original command
+//! line (XREAD pins `$` to the id it meant when the client first blocked). [`Store::apply`] on a blocking command
 //! that cannot be served returns the timeout reply at once, which is what
 //! Redis does inside MULTI.
 //!
@@ -67,6 +72,7 @@ mod sets;
 mod snapshot;
 pub mod spec;
 mod store;
+mod streams;
 mod strings;
 
 pub use snapshot::SnapshotError;

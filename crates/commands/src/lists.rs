@@ -372,7 +372,7 @@ pub(crate) fn run_blocking(
                     ])));
                 }
             }
-            Ok(Blocking::WouldBlock { keys: args[1..last].to_vec(), timeout_ms })
+            Ok(Blocking::WouldBlock { keys: args[1..last].to_vec(), timeout_ms, retry_args: None })
         }
         "blmove" | "brpoplpush" => {
             let (from, to) = if name == "blmove" {
@@ -383,7 +383,11 @@ pub(crate) fn run_blocking(
             let timeout_ms = parse_timeout(&args[last])?;
             match move_item(db, now, &args[1], &args[2], from, to)? {
                 Some(frame) => Ok(Blocking::Served(frame)),
-                None => Ok(Blocking::WouldBlock { keys: vec![args[1].clone()], timeout_ms }),
+                None => Ok(Blocking::WouldBlock {
+                    keys: vec![args[1].clone()],
+                    timeout_ms,
+                    retry_args: None,
+                }),
             }
         }
         other => unreachable!("{other} is not a blocking command"),

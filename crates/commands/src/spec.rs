@@ -6,7 +6,7 @@
 //! arity `-n` means "at least n". Keys are at positions `first_key`,
 //! `first_key + step`, … up to `last_key` (negative counts from the end, `-1`
 //! the last argument); `first_key == 0` means no keys. Commands whose key
-//! positions depend on their arguments (SINTERCARD) carry
+//! positions depend on their arguments (SINTERCARD, XREAD, XREADGROUP) carry
 //! [`flags::MOVABLE_KEYS`]; use [`command_keys`] for them.
 
 use bytes::Bytes;
@@ -194,6 +194,21 @@ static TABLE: &[CommandSpec] = &[
     spec("sdiffstore", -3, W | M, ALL),
     spec("sintercard", -3, R | K, ONE),
     spec("sscan", -3, R, ONE),
+    // streams
+    spec("xadd", -5, W | M | F, ONE),
+    spec("xlen", 2, R | F, ONE),
+    spec("xrange", -4, R, ONE),
+    spec("xrevrange", -4, R, ONE),
+    spec("xread", -4, R | B | K, NONE),
+    spec("xreadgroup", -7, W | B | K, NONE),
+    spec("xdel", -3, W | F, ONE),
+    spec("xtrim", -4, W, ONE),
+    spec("xgroup", -2, W | M, (2, 2, 1)),
+    spec("xack", -4, W | F, ONE),
+    spec("xpending", -3, R, ONE),
+    spec("xclaim", -6, W | F, ONE),
+    spec("xautoclaim", -6, W | F, ONE),
+    spec("xinfo", -2, R, (2, 2, 1)),
 ];
 
 /// Every command this state machine implements.
@@ -220,6 +235,9 @@ pub fn command_keys(args: &[Bytes]) -> Option<Vec<Bytes>> {
             return None;
         }
         return Some(args[2..2 + count].to_vec());
+    }
+    if spec.name == "xread" || spec.name == "xreadgroup" {
+        return crate::streams::read_keys(args);
     }
     if spec.first_key == 0 {
         return Some(Vec::new());
@@ -271,6 +289,16 @@ mod tests {
         assert_eq!(keys(&["SINTERCARD", "2", "x", "y", "LIMIT", "1"]), line(&["x", "y"]));
         assert_eq!(keys(&["KEYS", "*"]), line(&[]));
         assert!(command_keys(&line(&["SINTERCARD", "3", "x"])).is_none());
+        assert_eq!(
+            keys(&["XREAD", "COUNT", "2", "STREAMS", "a", "b", "0", "$"]),
+            line(&["a", "b"])
+        );
+        assert_eq!(
+            keys(&["XREADGROUP", "GROUP", "STREAMS", "c", "BLOCK", "0", "STREAMS", "s", ">"]),
+            line(&["s"])
+        );
+        assert_eq!(keys(&["XGROUP", "CREATE", "s", "g", "$"]), line(&["s"]));
+        assert!(command_keys(&line(&["XREAD", "STREAMS", "a", "b", "c"])).is_none());
         assert!(command_keys(&line(&["GET"])).is_none());
     }
 }

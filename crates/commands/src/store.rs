@@ -7,7 +7,7 @@ use resp::Frame;
 use crate::keyspace::Keyspace;
 use crate::reply::{self, Reply};
 use crate::spec::{self, CommandSpec};
-use crate::{hashes, keys, lists, sets, strings};
+use crate::{hashes, keys, lists, sets, streams, strings};
 
 /// What a log entry brings besides the command: the leader's clock and a
 /// random seed. These are the only time and randomness the store ever sees.
@@ -26,8 +26,11 @@ pub enum Blocking {
     Served(Frame),
     /// Nothing to pop: the store is unchanged. Retry after a write to one of
     /// `keys`; give up with the null-array reply after `timeout_ms`
-    /// (`None`: wait forever).
-    WouldBlock { keys: Vec<Bytes>, timeout_ms: Option<u64> },
+    /// (`None`: wait forever). If `retry_args` is `Some`, retries must run
+    /// that command line instead of the original (XREAD with `$`, resolved
+    /// to the stream's top id when the client first blocked, so that an
+    /// entry added meanwhile is not skipped).
+    WouldBlock { keys: Vec<Bytes>, timeout_ms: Option<u64>, retry_args: Option<Vec<Bytes>> },
 }
 
 /// One consensus group's keyspace (Redis database 0).
@@ -57,14 +60,17 @@ impl Store {
             Ok(spec) => spec,
             Err(error) => return Blocking::Served(error),
         };
+        if spec.is_blocking() {
+            let outcome = match spec.name {
+                "xread" | "xreadgroup" => {
+                    streams::run_blocking(&mut self.keyspace, context, spec.name, args)
+                }
+                _ => lists::run_blocking(&mut self.keyspace, context, spec.name, args),
+            };
+            return outcome.unwrap_or_else(Blocking::Served);
+        }
         if spec.is_readonly() {
             return Blocking::Served(flatten(run_read(&self.keyspace, context, spec, args)));
-        }
-        if spec.is_blocking() {
-            return match lists::run_blocking(&mut self.keyspace, context, spec.name, args) {
-                Ok(blocking) => blocking,
-                Err(error) => Blocking::Served(error),
-            };
         }
         Blocking::Served(flatten(run_write(&mut self.keyspace, context, spec, args)))
     }
@@ -212,11 +218,18 @@ fn run_read(db: &Keyspace, context: &Context, spec: &CommandSpec, args: &[Bytes]
         "sdiff" => sets::combine(db, now, &args[1..], sets::Combine::Diff).map(sets::set_frame),
         "sintercard" => sets::sintercard(db, now, args),
         "sscan" => sets::sscan(db, now, args),
+        "xlen" => streams::xlen(db, now, args),
+        "xrange" => streams::xrange(db, now, args, false),
+        "xrevrange" => streams::xrange(db, now, args, true),
+        "xread" => streams::xread(db, now, args),
+        "xpending" => streams::xpending(db, now, args),
+        "xinfo" => streams::xinfo(db, now, args),
         other => unreachable!("read command {other} missing from dispatch"),
     }
 }
 
-/// Write commands (blocking ones go through `lists::run_blocking`).
+/// Write commands (blocking ones go through `lists::run_blocking` and
+/// `streams::run_blocking`).
 fn run_write(db: &mut Keyspace, context: &Context, spec: &CommandSpec, args: &[Bytes]) -> Reply {
     let now = context.now_ms;
     match spec.name {
@@ -270,6 +283,13 @@ fn run_write(db: &mut Keyspace, context: &Context, spec: &CommandSpec, args: &[B
         "sinterstore" => sets::store(db, now, args, sets::Combine::Inter),
         "sunionstore" => sets::store(db, now, args, sets::Combine::Union),
         "sdiffstore" => sets::store(db, now, args, sets::Combine::Diff),
+        "xadd" => streams::xadd(db, now, args),
+        "xdel" => streams::xdel(db, now, args),
+        "xtrim" => streams::xtrim(db, now, args),
+        "xgroup" => streams::xgroup(db, now, args),
+        "xack" => streams::xack(db, now, args),
+        "xclaim" => streams::xclaim(db, now, args),
+        "xautoclaim" => streams::xautoclaim(db, now, args),
         other => unreachable!("write command {other} missing from dispatch"),
     }
 }

@@ -95,7 +95,10 @@ fn blocking_pops() {
     let context = h.context();
     let digest = h.store.digest();
     let outcome = h.store.apply_blocking(&context, &line(&["BLPOP", "a", "b", "1.5"]));
-    assert_eq!(outcome, Blocking::WouldBlock { keys: line(&["a", "b"]), timeout_ms: Some(1500) });
+    assert_eq!(
+        outcome,
+        Blocking::WouldBlock { keys: line(&["a", "b"]), timeout_ms: Some(1500), retry_args: None }
+    );
     assert_eq!(h.store.digest(), digest);
     assert_eq!(h.run(&["BLPOP", "a", "0"]), Frame::NullArray, "apply gives the timeout reply");
     h.run(&["RPUSH", "b", "x", "y"]);
@@ -105,7 +108,10 @@ fn blocking_pops() {
         h.store.apply_blocking(&context, &line(&["BLMOVE", "b", "c", "LEFT", "RIGHT", "0"]));
     assert_eq!(moved, Blocking::Served(bulk("x")));
     let waiting = h.store.apply_blocking(&context, &line(&["BRPOPLPUSH", "b", "c", "0"]));
-    assert_eq!(waiting, Blocking::WouldBlock { keys: line(&["b"]), timeout_ms: None });
+    assert_eq!(
+        waiting,
+        Blocking::WouldBlock { keys: line(&["b"]), timeout_ms: None, retry_args: None }
+    );
     assert_eq!(h.run(&["BLPOP", "a", "-1"]), err("ERR timeout is negative"));
     assert_eq!(h.run(&["BLPOP", "a", "x"]), err("ERR timeout is not a float or out of range"));
     h.run(&["SET", "s", "v"]);

@@ -17,7 +17,12 @@
 //! - **Blocking pops** (BLPOP …) go through the log. If the list is empty
 //!   when the entry applies, the leader parks the client and proposes the
 //!   command again after an entry that writes one of its keys applies, oldest
-//!   waiter first; the timeout is measured on the leader.
+//!   waiter first; the timeout is measured on the leader. XREAD and
+//!   XREADGROUP block the same way (XREAD, a read, still goes through the
+//!   log so that blocking is ordered with the writes that wake it); when the
+//!   state machine returns `retry_args` (XREAD's `$` resolved to a concrete
+//!   id), the parked client's retries propose those instead of the original
+//!   command line.
 //! - **Expiry**: the leader proposes the removal of keys it sees expired;
 //!   they are invisible to every command from their deadline on anyway.
 //!

@@ -626,14 +626,22 @@ impl<E: Engine> Node<E> {
             Applied::Deferred => {}
             Applied::Nothing => self.finish_pending(pending, Frame::ok()),
             Applied::Reply(frame) => self.finish_pending(pending, frame),
-            Applied::WouldBlock { keys, timeout_ms } => {
+            Applied::WouldBlock { keys, timeout_ms, retry_args } => {
                 if let Some(id) = pending.waiter {
+                    if let (Some(retry), Some(waiter)) =
+                        (retry_args, self.waiters.iter_mut().find(|waiter| waiter.id == id))
+                    {
+                        waiter.args = retry;
+                    }
                     self.unpark(id);
                     return;
                 }
                 let Command::Execute(args) = pending.command else {
                     unreachable!("only single commands block")
                 };
+                // Retries must run what the state machine asks for (XREAD's
+                // `$` pinned to the id it meant when the client blocked).
+                let args = retry_args.unwrap_or(args);
                 let deadline_ms = timeout_ms.map(|timeout| self.now_ms.saturating_add(timeout));
                 self.next_waiter += 1;
                 self.waiters.push_back(Waiter {
@@ -1006,13 +1014,15 @@ fn is_coordination(args: &[Bytes]) -> bool {
     args.first().and_then(|name| crate::coordination::lookup_internal(name)).is_some()
 }
 
-/// Whether a command is a read (`Some(true)`), a write (`Some(false)`), or
-/// unknown.
+/// Whether a command is served on the read path (`Some(true)`), goes
+/// through the log (`Some(false)`), or is unknown. A blocking read (XREAD)
+/// goes through the log: blocking must be ordered with the writes that wake
+/// it.
 fn is_readonly(name: &[u8]) -> Option<bool> {
     if let Some(spec) = crate::coordination::lookup_internal(name) {
         return Some(!spec.write);
     }
-    commands::lookup(name).map(|spec| spec.is_readonly())
+    commands::lookup(name).map(|spec| spec.is_readonly() && !spec.is_blocking())
 }
 
 fn is_blocking(args: &[Bytes]) -> bool {

@@ -56,8 +56,9 @@ pub(crate) enum Applied {
     Nothing,
     /// A command's reply.
     Reply(Frame),
-    /// A blocking command found nothing: park it.
-    WouldBlock { keys: Vec<Bytes>, timeout_ms: Option<u64> },
+    /// A blocking command found nothing: park it. Retries run `retry_args`
+    /// when given (see [`commands::Blocking::WouldBlock`]).
+    WouldBlock { keys: Vec<Bytes>, timeout_ms: Option<u64>, retry_args: Option<Vec<Bytes>> },
     /// The client waits in the replicated state (a lock queue); its origin
     /// node answers it when the state machine grants or withdraws it.
     Deferred,
@@ -176,8 +177,8 @@ impl StateMachine {
                     }
                     Applied::Reply(frame)
                 }
-                Blocking::WouldBlock { keys, timeout_ms } => {
-                    Applied::WouldBlock { keys, timeout_ms }
+                Blocking::WouldBlock { keys, timeout_ms, retry_args } => {
+                    Applied::WouldBlock { keys, timeout_ms, retry_args }
                 }
             },
             Action::Transaction { watched, commands } => {
@@ -241,7 +242,9 @@ impl StateMachine {
                 Applied::Reply(frame)
             }
             Outcome::Deferred => Applied::Deferred,
-            Outcome::WouldBlock { keys, timeout_ms } => Applied::WouldBlock { keys, timeout_ms },
+            Outcome::WouldBlock { keys, timeout_ms } => {
+                Applied::WouldBlock { keys, timeout_ms, retry_args: None }
+            }
             Outcome::Run { .. } => Applied::Reply(Frame::error("ERR commands nested too deeply")),
         }
     }
