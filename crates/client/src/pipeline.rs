@@ -1,0 +1,66 @@
+//! Pipelines: many commands written at once, replies read in order.
+
+use bytes::Bytes;
+use resp::Frame;
+
+use crate::client::Client;
+use crate::error::Result;
+use crate::kind::Request;
+
+/// Commands sent together on one connection with one write; see [`Client::pipeline`].
+///
+/// Replies come back in order, one frame per command; an error reply is an
+/// [`Frame::Error`] in its place, not an `Err` of the whole call.
+///
+/// Retries: with sessions on, the writes of a pipeline share one session with consecutive
+/// sequence numbers, and a failed attempt re-sends only the commands that got no definite reply,
+/// with their original numbers. Because the server remembers only a session's last reply, a
+/// re-sent write whose number is below one already applied is answered
+/// `ERR sequence number … is older than the last one applied`: it ran on an earlier attempt and
+/// its reply is lost. It never runs twice. A pipeline holding a command that cannot be sequenced
+/// (blocking commands, `MULTI`…) is re-sent only if nothing reached the server.
+#[derive(Debug)]
+pub struct Pipeline {
+    client: Client,
+    requests: Vec<Request>,
+}
+
+impl Pipeline {
+    pub(crate) fn new(client: Client) -> Pipeline {
+        Pipeline { client, requests: Vec::new() }
+    }
+
+    /// Adds a command (name first), builder style.
+    pub fn cmd(mut self, args: &[&[u8]]) -> Pipeline {
+        self.push(args);
+        self
+    }
+
+    /// Adds a command (name first).
+    pub fn push(&mut self, args: &[&[u8]]) {
+        assert!(!args.is_empty(), "a command has a name");
+        let args = args.iter().map(|arg| Bytes::copy_from_slice(arg)).collect();
+        self.requests.push(Request::new(args));
+    }
+
+    /// How many commands are queued.
+    pub fn len(&self) -> usize {
+        self.requests.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.requests.is_empty()
+    }
+
+    /// Sends every command and returns their replies in order.
+    pub async fn query(&self) -> Result<Vec<Frame>> {
+        self.client.execute_pipeline(&self.requests).await
+    }
+}
+
+impl Client {
+    /// An empty pipeline on this client (with its session setting).
+    pub fn pipeline(&self) -> Pipeline {
+        Pipeline::new(self.clone())
+    }
+}

@@ -1,0 +1,197 @@
+//! Test fixtures: a real `cohort` process per test, and a TCP proxy that can cut a connection
+//! after the server received a request but before its reply reaches the client.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener as StdListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Every test's own bound.
+pub const TEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port()
+}
+
+/// The server binary: `COHORT_BIN`, or the workspace's release build.
+fn binary() -> Option<PathBuf> {
+    let path = match std::env::var_os("COHORT_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/release/cohort"),
+    };
+    if path.exists() {
+        return Some(path);
+    }
+    let message = format!(
+        "cohort binary not found at {}: build it with `cargo build --release -p server`",
+        path.display()
+    );
+    if std::env::var_os("CI").is_some() {
+        panic!("{message}");
+    }
+    eprintln!("\n!!!!!!!! SKIPPING: {message} !!!!!!!!\n");
+    None
+}
+
+/// A one-node `cohort serve`, killed and its data removed on drop.
+pub struct Server {
+    child: Child,
+    pub port: u16,
+    directory: PathBuf,
+}
+
+impl Server {
+    /// Starts a server and waits until it answers; `None` (after a loud message) if the binary
+    /// is missing outside CI.
+    pub fn start() -> Option<Server> {
+        let binary = binary()?;
+        let port = free_port();
+        let peer_port = free_port();
+        let directory =
+            std::env::temp_dir().join(format!("cohort-client-{}-{port}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&directory);
+        std::fs::create_dir_all(&directory).expect("test directory");
+        let log = std::fs::File::create(directory.join("cohort.log")).expect("log file");
+        let child = Command::new(binary)
+            .arg("serve")
+            .args(["--port", &port.to_string(), "--peer-port", &peer_port.to_string()])
+            .arg("--data-dir")
+            .arg(directory.join("data"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .expect("start cohort");
+        let server = Server { child, port, directory };
+        server.wait_ready();
+        Some(server)
+    }
+
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+                use std::io::{Read, Write};
+                stream.set_read_timeout(Some(Duration::from_secs(1))).expect("timeout");
+                // A write succeeds only once the node has a leader; before, it waits or fails.
+                let request = b"*3\r\n$3\r\nSET\r\n$5\r\nready\r\n$1\r\n1\r\n";
+                let mut reply = [0u8; 64];
+                if stream.write_all(request).is_ok() {
+                    if let Ok(count) = stream.read(&mut reply) {
+                        if reply[..count].starts_with(b"+OK") {
+                            return;
+                        }
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("cohort on port {} did not become ready; see {}", self.port, self.log_path());
+    }
+
+    fn log_path(&self) -> String {
+        self.directory.join("cohort.log").display().to_string()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.directory);
+    }
+}
+
+/// Forwards connections to `target`. While `cuts` is positive, a client request containing
+/// `pattern` is forwarded, the server given time to apply it, and then both connections are
+/// closed without passing the reply on: the write happened, the client cannot know.
+pub struct CuttingProxy {
+    pub port: u16,
+    cuts: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CuttingProxy {
+    pub async fn start(target: String, pattern: &'static [u8], cuts: usize) -> CuttingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let port = listener.local_addr().expect("address").port();
+        let cuts = Arc::new(AtomicUsize::new(cuts));
+        let remaining = cuts.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let target = target.clone();
+                let remaining = remaining.clone();
+                tokio::spawn(async move {
+                    let _ = relay(client, target, pattern, remaining).await;
+                });
+            }
+        });
+        CuttingProxy { port, cuts, task }
+    }
+
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Cuts still to make.
+    pub fn cuts_left(&self) -> usize {
+        self.cuts.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for CuttingProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn relay(
+    client: TcpStream,
+    target: String,
+    pattern: &[u8],
+    cuts: Arc<AtomicUsize>,
+) -> std::io::Result<()> {
+    let server = TcpStream::connect(target).await?;
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut server_read, mut server_write) = server.into_split();
+    let replies = tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+    });
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let count = client_read.read(&mut buffer).await?;
+        if count == 0 {
+            break;
+        }
+        let chunk = &buffer[..count];
+        let cut = chunk.windows(pattern.len()).any(|window| window == pattern)
+            && cuts.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+        if cut {
+            // Stop relaying replies first, so this request's reply is never passed on.
+            replies.abort();
+            let _ = replies.await;
+            server_write.write_all(chunk).await?;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            return Ok(()); // every half dropped: both connections close
+        }
+        server_write.write_all(chunk).await?;
+    }
+    replies.abort();
+    Ok(())
+}
+
+/// Runs a test body under [`TEST_TIMEOUT`].
+pub async fn bounded<F: std::future::Future<Output = ()>>(body: F) {
+    tokio::time::timeout(TEST_TIMEOUT, body).await.expect("test exceeded its time bound");
+}
