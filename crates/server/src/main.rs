@@ -25,6 +25,10 @@ use tokio::sync::watch;
 fn main() -> ExitCode {
     let arguments: Vec<String> = std::env::args().skip(1).collect();
     let result = match arguments.first().map(String::as_str) {
+        None | Some("serve") if arguments.iter().any(|a| a == "--help" || a == "-h") => {
+            println!("{}", cli::USAGE);
+            Ok(())
+        }
         None | Some("serve") => {
             let flags = arguments.get(1..).unwrap_or_default();
             let environment: BTreeMap<String, String> = std::env::vars().collect();
