@@ -45,10 +45,13 @@ impl Default for Options {
             idle_connections_max: 4,
             exactly_once: true,
             session_idle: Duration::from_secs(600),
-            idle_sessions_max: 16,
+            idle_sessions_max: PIPELINE_SESSIONS_MAX,
         }
     }
 }
+
+/// Sessions one pipeline uses at most; beyond, its writes share them (see [`crate::Pipeline`]).
+pub const PIPELINE_SESSIONS_MAX: usize = 64;
 
 /// A client session: one write in flight at a time, numbered by `next_sequence`.
 #[derive(Debug)]
@@ -246,31 +249,41 @@ impl Client {
         Err(last_error.expect("at least one attempt"))
     }
 
-    /// Sends a pipeline, retrying the commands without a definite reply. Writes share one
-    /// session with consecutive sequence numbers. See [`crate::Pipeline`] for the guarantees.
+    /// Sends a pipeline, retrying the commands without a definite reply. Each write takes its own
+    /// session (up to [`PIPELINE_SESSIONS_MAX`], then they are shared round the pipeline), so a
+    /// re-sent write is answered from its session's memory. See [`crate::Pipeline`].
     pub(crate) async fn execute_pipeline(&self, requests: &[Request]) -> Result<Vec<Frame>> {
         if requests.is_empty() {
             return Ok(Vec::new());
         }
-        let sequenced = self.exactly_once && requests.iter().any(|r| r.kind == Kind::Write);
-        let mut session = if sequenced { Some(self.take_session().await?) } else { None };
-        let wire: Vec<Request> = requests
-            .iter()
-            .map(|request| match session.as_mut() {
-                Some(session) if request.kind == Kind::Write => Request {
-                    args: wrap_in_sequence(session.id, session.take_sequence(), &request.args),
-                    ..request.clone()
-                },
-                _ => request.clone(),
-            })
-            .collect();
+        let writes = requests.iter().filter(|request| request.kind == Kind::Write).count();
+        let sequenced = self.exactly_once && writes > 0;
+        let mut sessions = if sequenced {
+            self.take_sessions(writes.min(PIPELINE_SESSIONS_MAX)).await?
+        } else {
+            Vec::new()
+        };
+        let mut expired = vec![false; sessions.len()];
+        let mut session_of = vec![None; requests.len()];
+        let mut wire = Vec::with_capacity(requests.len());
+        for (index, request) in requests.iter().enumerate() {
+            if sequenced && request.kind == Kind::Write {
+                let slot = session_of.iter().flatten().count() % sessions.len();
+                session_of[index] = Some(slot);
+                let session: &mut Session = &mut sessions[slot];
+                let args = wrap_in_sequence(session.id, session.take_sequence(), &request.args);
+                wire.push(Request { args, ..request.clone() });
+            } else {
+                wire.push(request.clone());
+            }
+        }
         let retryable = requests.iter().all(|request| match request.kind {
             Kind::Read => true,
             Kind::Write => sequenced,
             Kind::Unsequenced => false,
         });
         let mut replies: Vec<Option<Frame>> = vec![None; requests.len()];
-        let mut last_error = None;
+        let mut outcome = None;
         for attempt in 0..self.inner.options.attempts_max {
             self.pause_before(attempt).await;
             let pending: Vec<usize> =
@@ -284,12 +297,14 @@ impl Client {
             let mut retry_reply = false;
             for (&index, reply) in pending.iter().zip(exchange.replies) {
                 if is_session_expired(&reply) {
-                    // The session is gone: drop it rather than hand it to the next write.
-                    session = None;
+                    // The session is gone: never hand it to another write.
+                    if let Some(slot) = session_of[index] {
+                        expired[slot] = true;
+                    }
                 }
                 if retryable && is_retryable_reply_frame(&reply) {
                     retry_reply = true;
-                    last_error = Some(Error::Server(error_text(&reply)));
+                    outcome = Some(Error::Server(error_text(&reply)));
                 } else {
                     replies[index] = Some(reply);
                 }
@@ -298,23 +313,25 @@ impl Client {
                 self.inner.router.failed(address);
             }
             if let Some((error, sent)) = exchange.failure {
-                if !(error.is_retryable() && (retryable || !sent)) {
-                    if let Some(session) = session {
-                        self.put_session(session);
-                    }
-                    return Err(error);
+                let retry = error.is_retryable() && (retryable || !sent);
+                if retry {
+                    self.address_failed(address);
                 }
-                self.address_failed(address);
-                last_error = Some(error);
+                outcome = Some(error);
+                if !retry {
+                    break;
+                }
             }
         }
-        if let Some(session) = session {
-            self.put_session(session);
+        for (session, expired) in sessions.into_iter().zip(expired) {
+            if !expired {
+                self.put_session(session);
+            }
         }
         if replies.iter().all(Option::is_some) {
             return Ok(replies.into_iter().map(|reply| reply.expect("checked")).collect());
         }
-        Err(last_error.expect("an unanswered command means a failed attempt"))
+        Err(outcome.expect("an unanswered command means a failed attempt"))
     }
 
     /// One round trip on one connection: write every request, read their replies in order.
@@ -366,26 +383,67 @@ impl Client {
     }
 
     async fn take_session(&self) -> Result<Session> {
-        let idle = self.inner.sessions.lock().expect("sessions lock").pop();
-        match idle {
-            Some(session) => Ok(session),
-            None => self.open_session().await,
-        }
+        Ok(self.take_sessions(1).await?.pop().expect("one session"))
     }
 
     async fn open_session(&self) -> Result<Session> {
+        Ok(self.open_sessions(1).await?.pop().expect("one session"))
+    }
+
+    /// `count` sessions: idle ones first, the rest opened with one pipelined round trip.
+    async fn take_sessions(&self, count: usize) -> Result<Vec<Session>> {
+        let mut sessions = {
+            let mut idle = self.inner.sessions.lock().expect("sessions lock");
+            let keep = idle.len().saturating_sub(count);
+            idle.split_off(keep)
+        };
+        if sessions.len() < count {
+            sessions.extend(self.open_sessions(count - sessions.len()).await?);
+        }
+        Ok(sessions)
+    }
+
+    /// Opens `count` sessions (`SESSION.OPEN IDLE ms`, pipelined). An open whose reply is lost is
+    /// simply sent again: the orphan session expires unused.
+    async fn open_sessions(&self, count: usize) -> Result<Vec<Session>> {
         let idle_ms = self.inner.options.session_idle.as_millis().max(1).to_string();
-        let args = vec![
+        let open = Request::new(vec![
             Bytes::from_static(b"SESSION.OPEN"),
             Bytes::from_static(b"IDLE"),
             Bytes::from(idle_ms),
-        ];
-        // An open lost in flight leaves an unused session that expires on its own.
-        let reply = check(self.execute_plain(Request::new(args)).await?, "SESSION.OPEN")?;
-        match reply {
-            Frame::Integer(id) if id > 0 => Ok(Session { id: id as u64, next_sequence: 1 }),
-            other => Err(unexpected("SESSION.OPEN", &other)),
+        ]);
+        let mut sessions = Vec::with_capacity(count);
+        let mut last_error = None;
+        for attempt in 0..self.inner.options.attempts_max {
+            self.pause_before(attempt).await;
+            let batch = vec![open.clone(); count - sessions.len()];
+            let address = self.inner.router.route(&open.args);
+            let exchange = self.exchange(address, &batch).await;
+            for reply in exchange.replies {
+                match reply {
+                    Frame::Integer(id) if id > 0 => {
+                        sessions.push(Session { id: id as u64, next_sequence: 1 })
+                    }
+                    Frame::Error(text) if is_retryable_reply(&text) => {
+                        last_error = Some(Error::Server(text))
+                    }
+                    Frame::Error(text) => return Err(Error::Server(text)),
+                    other => return Err(unexpected("SESSION.OPEN", &other)),
+                }
+            }
+            if sessions.len() == count {
+                return Ok(sessions);
+            }
+            match exchange.failure {
+                Some((error, _)) if !error.is_retryable() => return Err(error),
+                Some((error, _)) => {
+                    self.address_failed(address);
+                    last_error = Some(error);
+                }
+                None => self.inner.router.failed(address),
+            }
         }
+        Err(last_error.expect("an unopened session means a failed attempt"))
     }
 
     fn put_session(&self, session: Session) {

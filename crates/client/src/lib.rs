@@ -83,7 +83,7 @@ mod queue;
 mod router;
 mod value;
 
-pub use client::{Client, Options};
+pub use client::{Client, Options, PIPELINE_SESSIONS_MAX};
 pub use commands::End;
 pub use election::Leader;
 pub use error::{Error, Result};

@@ -12,13 +12,17 @@ use crate::kind::Request;
 /// Replies come back in order, one frame per command; an error reply is an
 /// [`Frame::Error`] in its place, not an `Err` of the whole call.
 ///
-/// Retries: with sessions on, the writes of a pipeline share one session with consecutive
-/// sequence numbers, and a failed attempt re-sends only the commands that got no definite reply,
-/// with their original numbers. Because the server remembers only a session's last reply, a
-/// re-sent write whose number is below one already applied is answered
-/// `ERR sequence number … is older than the last one applied`: it ran on an earlier attempt and
-/// its reply is lost. It never runs twice. A pipeline holding a command that cannot be sequenced
-/// (blocking commands, `MULTI`…) is re-sent only if nothing reached the server.
+/// Retries: with sessions on, each write of the pipeline is sent inside its own session (up to
+/// [`crate::PIPELINE_SESSIONS_MAX`] writes; idle sessions are reused, missing ones opened with one
+/// extra round trip), and a failed attempt re-sends only the commands that got no definite reply,
+/// with their original sequence numbers. Each re-sent write is then run once or answered with its
+/// remembered reply. Past `PIPELINE_SESSIONS_MAX` writes, sessions are shared round the pipeline;
+/// the server remembers only a session's last reply, so a re-sent write whose number is below
+/// one already applied is answered `ERR sequence number … is older than the last one applied`:
+/// it ran on an earlier attempt and its reply is lost, but it never runs twice. A
+/// `-SESSIONEXPIRED` reply is left in place (the write did not run). A pipeline holding a command
+/// that cannot be sequenced (blocking commands, `MULTI`…), or sent by a [`Client::raw`] client
+/// with writes in it, is re-sent only if nothing reached the server.
 #[derive(Debug)]
 pub struct Pipeline {
     client: Client,

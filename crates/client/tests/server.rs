@@ -357,3 +357,45 @@ async fn stream_consumer_groups_deliver_acknowledge_and_reclaim() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_whose_replies_are_lost_is_retried_and_applied_once() {
+    // Goal: a pipeline of writes applied by the server but cut before its replies arrive is
+    // re-sent and every write is answered from its session: each counter moves by one.
+    let server = server_or_skip!();
+    bounded(async {
+        let proxy = CuttingProxy::start(server.address(), b"INCR", 1).await;
+        let client = Client::connect(&[&proxy.address()]).await.unwrap();
+        let replies = client
+            .pipeline()
+            .cmd(&[b"INCR", b"x"])
+            .cmd(&[b"INCR", b"y"])
+            .cmd(&[b"INCRBY", b"x", b"10"])
+            .cmd(&[b"GET", b"x"])
+            .query()
+            .await
+            .unwrap();
+        assert_eq!(proxy.cuts_left(), 0, "the proxy cut the first attempt");
+        let expected = [Frame::Integer(1), Frame::Integer(1), Frame::Integer(11)];
+        assert_eq!(replies[..3], expected);
+        assert_eq!(replies[3], Frame::Bulk(bytes("11")));
+        assert_eq!(client.get("y").await.unwrap(), Some(bytes("1")));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_fail_over_past_an_address_that_refuses_connections() {
+    // Goal: with a dead first address, connecting and writing go to the next one.
+    let server = server_or_skip!();
+    bounded(async {
+        let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let dead = dead.to_string(); // the listener is dropped: connections are refused
+        let client = Client::connect(&[&dead, &server.address()]).await.unwrap();
+        assert_eq!(client.incr("failover").await.unwrap(), 1);
+        let only_dead = Options { attempts_max: 2, ..Options::default() };
+        let error = Client::connect_with(&[&dead], only_dead).await.unwrap_err();
+        assert!(error.is_retryable(), "{error}");
+    })
+    .await;
+}
