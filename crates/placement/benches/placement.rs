@@ -18,6 +18,13 @@ fn routing(criterion: &mut Criterion) {
             black_box(table.shard_of_key(black_box(&keys[index])))
         })
     });
+    let mut index = 0;
+    criterion.bench_function("key_slot (21-byte key, no table)", |bench| {
+        bench.iter(|| {
+            index = (index + 1) & 1023;
+            black_box(key_slot(black_box(&keys[index])))
+        })
+    });
     criterion.bench_function("key_slot hash tag (26-byte key)", |bench| {
         bench.iter(|| black_box(key_slot(black_box(b"{user:00001234}.followers"))))
     });

@@ -106,16 +106,22 @@ pub fn log2_fixed(value: u128) -> u64 {
     assert!(value > 0, "log2 of zero");
     let integer = 127 - value.leading_zeros();
     const ONE: u32 = 63;
-    let mut mantissa =
-        if integer <= ONE { value << (ONE - integer) } else { value >> (integer - ONE) };
+    // The mantissa in [1, 2) with 63 fraction bits always fits in a u64, so each squaring is a
+    // single 64 × 64 → 128-bit multiplication.
+    let mut mantissa = if integer <= ONE {
+        (value << (ONE - integer)) as u64
+    } else {
+        (value >> (integer - ONE)) as u64
+    };
     let mut result = u64::from(integer) << LOG2_FRACTION_BITS;
     for bit in (0..LOG2_FRACTION_BITS).rev() {
-        // mantissa < 2^64, so its square fits in 128 bits.
-        mantissa = (mantissa * mantissa) >> ONE;
-        if mantissa >= 1 << (ONE + 1) {
-            mantissa >>= 1;
+        let square = (u128::from(mantissa) * u128::from(mantissa)) >> ONE;
+        mantissa = if square >> (ONE + 1) != 0 {
             result |= 1 << bit;
-        }
+            (square >> 1) as u64
+        } else {
+            square as u64
+        };
     }
     result
 }
