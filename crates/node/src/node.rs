@@ -187,6 +187,11 @@ pub struct Node<E: Engine> {
     was_leader: bool,
     known_leader: Option<NodeId>,
     next_write: u64,
+    /// The last write every output produced from now on must wait for.
+    output_barrier: u64,
+    persisted_up_to: u64,
+    /// Term and vote of the last hard state handed to the disk.
+    handed_term_vote: (Term, NodeId),
     last_stamp_ms: u64,
     now_ms: u64,
     ticks: u64,
@@ -206,6 +211,7 @@ impl<E: Engine> Node<E> {
         durable: Durable,
         now_ms: u64,
     ) -> Node<E> {
+        let handed_term_vote = (durable.hard_state.term, durable.hard_state.vote);
         let engine = build(options.engine.clone(), founding.clone(), durable.clone());
         let mut replica = Replica::new(DATA_GROUP, engine, founding, &durable);
         for (node, peer) in peers {
@@ -228,6 +234,9 @@ impl<E: Engine> Node<E> {
             was_leader: false,
             known_leader: None,
             next_write: 0,
+            output_barrier: 0,
+            persisted_up_to: 0,
+            handed_term_vote,
             last_stamp_ms: 0,
             now_ms,
             ticks: 0,
@@ -365,6 +374,7 @@ impl<E: Engine> Node<E> {
     /// The disk made every write up to `write_id` durable.
     pub fn persisted(&mut self, write_id: u64, now_ms: u64) {
         self.now_ms = now_ms;
+        self.persisted_up_to = self.persisted_up_to.max(write_id);
         while self.replica.held.front().is_some_and(|held| held.write_id <= write_id) {
             let held = self.replica.held.pop_front().expect("held outputs");
             self.release(held);
@@ -541,6 +551,21 @@ impl<E: Engine> Node<E> {
             self.replica.engine.advance();
             let has_write =
                 ready.hard_state.is_some() || ready.snapshot.is_some() || !ready.entries.is_empty();
+            // A hard state that only moves the commit index promises nothing
+            // to anyone: commit is a fact about other replicas' durable logs,
+            // and a restarted replica learns it again. Outputs wait for
+            // entries, snapshots, terms and votes, not for that write, which
+            // keeps an fsync off the commit path.
+            let term_or_vote = ready
+                .hard_state
+                .as_ref()
+                .map(|hard_state| (hard_state.term, hard_state.vote))
+                .filter(|&term_vote| term_vote != self.handed_term_vote);
+            let must_wait =
+                ready.snapshot.is_some() || !ready.entries.is_empty() || term_or_vote.is_some();
+            if let Some(term_vote) = term_or_vote {
+                self.handed_term_vote = term_vote;
+            }
             if has_write {
                 self.next_write += 1;
                 self.outbox.disk.push(DiskTask::Write(Write {
@@ -551,15 +576,18 @@ impl<E: Engine> Node<E> {
                     entries: ready.entries,
                 }));
             }
+            if must_wait {
+                self.output_barrier = self.next_write;
+            }
             let held = Held {
-                write_id: self.next_write,
+                write_id: self.output_barrier,
                 messages: ready.messages,
                 snapshot: ready.snapshot,
                 committed: ready.committed,
                 reads: ready.reads,
                 aborted_reads: ready.aborted_reads,
             };
-            if !has_write && self.replica.held.is_empty() {
+            if held.write_id <= self.persisted_up_to && self.replica.held.is_empty() {
                 self.release(held);
             } else {
                 self.replica.held.push_back(held);
