@@ -37,6 +37,11 @@
 //! 1. **Persist before send.** A `Ready`'s `snapshot`, `entries` and
 //!    `hard_state` are durable (fsynced) before any of its `messages` leave
 //!    the node: a vote or an append acknowledgement promises durable state.
+//!    One relaxation: a hard state that differs from the last one persisted
+//!    only in `commit` need not be durable first (commit is a fact about a
+//!    quorum's durable logs, and a restarted replica learns it again), so a
+//!    driver may release a `Ready` whose only durable part is such a hard
+//!    state without waiting for its write.
 //! 2. **Replace, don't merge.** `entries` whose first index is at or below
 //!    the last durable index replace the log from that index on.
 //! 3. **Apply only what is committed**, exactly the `committed` entries, in
