@@ -340,19 +340,28 @@ impl Paxos {
                 }
             }
         } else if message.ballot < self.ballot {
-            self.answer_stale(from, message.body);
+            self.answer_stale(from, message.ballot, message.body);
             return;
         }
         self.dispatch(from, message.ballot, message.body);
     }
 
     /// A message of a ballot lower than the promised one: tell the sender.
-    fn answer_stale(&mut self, from: NodeId, body: Body) {
+    fn answer_stale(&mut self, from: NodeId, stale: Ballot, body: Body) {
         match body {
             Body::Accept { prev_index, prev_ballot, entries, commit }
-                if bug!(self, AcceptLowerBallot) && matches!(self.role, RoleState::Follower) =>
+                if bug!(self, AcceptLowerBallot) =>
             {
+                // The broken acceptor accepts and acknowledges in the stale
+                // ballot, as if it had never promised the higher one.
+                let promised = std::mem::replace(&mut self.ballot, stale);
                 self.handle_accept(from, prev_index, prev_ballot, entries, commit);
+                self.ballot = promised;
+            }
+            Body::Heartbeat { commit, round } if bug!(self, AcceptLowerBallot) => {
+                let promised = std::mem::replace(&mut self.ballot, stale);
+                self.handle_heartbeat(from, commit, round);
+                self.ballot = promised;
             }
             Body::Accept { .. } | Body::Heartbeat { .. } | Body::InstallSnapshot { .. } => {
                 // A deposed leader learns the higher ballot and steps down.
