@@ -8,21 +8,21 @@
 //! ([`SimFs`]). A replica takes a `Ready`, queues its write and advances the
 //! engine at once, but the write's messages, applies and reads are held until
 //! the write is durable (driver rule 4 of the consensus crate). Writes
-//! complete in order after a random latency; a write queued while an earlier
-//! one is still in flight joins its batch when that batch completes no
-//! sooner than its own latency would allow. When a batch completes, its
-//! writes are appended to the log and made durable by one `Wal::sync` (group
-//! commit). Local compactions go through `Wal::save_snapshot`, durable at the
-//! next sync; now and then `Wal::compact` deletes obsolete segments.
+//! complete in order, each 1–3 ms after the one before it or together with
+//! it. The writes completing at one instant form a batch: they are appended
+//! to the log and made durable by one `Wal::sync` (group commit). Local
+//! compactions go through `Wal::save_snapshot`, durable at the next sync; now
+//! and then `Wal::compact` deletes obsolete segments.
 //!
-//! A crash writes the still-queued writes to the log without syncing them,
-//! then keeps only what the disk would after a power failure
-//! (`SimFs::crash` with a tear seeded from the run's generator): everything
-//! synced, plus a random-length prefix of the unsynced bytes. So a prefix of
-//! the queued writes may survive whole (durable, but their messages never
-//! left), the next may survive torn at a record boundary, the rest vanish.
-//! Memory (the engine, the state machine) is lost entirely; the restarted
-//! replica is rebuilt from what `Wal::open` recovers from the crashed disk.
+//! A crash first lets the disk finish a random prefix of the queued writes,
+//! sync included (durable, but their messages never left: the "crash between
+//! persist and send" case). The rest reach the log unsynced, and the disk
+//! then keeps what a power failure would (`SimFs::crash` with a tear seeded
+//! from the run's generator): everything synced plus a random-length prefix
+//! of the unsynced bytes, so the next write may survive whole or torn at a
+//! record boundary and the rest vanish. Memory (the engine, the state
+//! machine) is lost entirely; the restarted replica is rebuilt from what
+//! `Wal::open` recovers from the crashed disk.
 //!
 //! Alongside the log, each replica keeps the reference model
 //! ([`Durable::persist`]) of exactly the writes that were synced; on every
@@ -514,24 +514,41 @@ impl<E: Engine> World<E> {
             return;
         }
         self.lose_memory(id);
+        // The disk may have finished a prefix of the queued writes, sync
+        // included, before the process died: durable, but their messages
+        // never left (the "crash between persist and send" case).
+        let queued = self.nodes[&id].writes.len() as u64;
+        let finished_count = if queued == 0 { 0 } else { self.rng.range(0, queued + 1) as usize };
         let node = self.nodes.get_mut(&id).expect("node");
-        // The queued writes reach the file but are never synced: the crash
-        // may keep any prefix of their bytes.
-        let queued = node.writes.len();
+        let finished: Vec<_> = node.writes.drain(..finished_count).collect();
+        if !finished.is_empty() {
+            for write in &finished {
+                node.wal
+                    .append(GROUP, write_persist(write))
+                    .expect("a simulated write fits the log");
+            }
+            node.wal.sync().expect("only injected sync failures fail");
+            self.acknowledge_unsynced(id);
+            let node = self.nodes.get_mut(&id).expect("node");
+            for write in finished {
+                node.durable.persist(write.snapshot, write.entries, write.hard_state);
+            }
+        }
+        // The rest reach the file but are never synced: the crash may keep
+        // any prefix of their bytes, tearing the records it cuts.
+        let node = self.nodes.get_mut(&id).expect("node");
         let mut written = std::mem::take(&mut node.unsynced);
         for write in node.writes.drain(..) {
-            let persist = Persist {
-                hard_state: write.hard_state.as_ref(),
-                snapshot: write.snapshot.as_ref(),
-                entries: &write.entries,
-            };
-            node.wal.append(GROUP, persist).expect("a simulated write fits the log");
+            node.wal.append(GROUP, write_persist(&write)).expect("a simulated write fits the log");
             written.extend(DiskStep::of_write(write.snapshot, write.entries, write.hard_state));
         }
         node.wal.flush(false).expect("the simulated disk takes unsynced writes");
         let outcome = self.recover_disk(id, &written);
         self.record(&[3, id]);
-        trace!(self, "n{id} CRASHES with {queued} queued writes: {outcome}");
+        trace!(
+            self,
+            "n{id} CRASHES with {queued} queued writes, {finished_count} of them synced: {outcome}"
+        );
     }
 
     /// The disk after a power failure, recovered by `Wal::open`, checked
@@ -595,12 +612,15 @@ impl<E: Engine> World<E> {
             }
             let ready = engine.ready();
             engine.advance();
-            let latency = self.rng.range(1, 4);
-            // Group commit: a write joins the last batch if that batch
-            // completes no sooner than this write's own latency allows.
-            let batch_done_at = node.writes.back().map(|write| write.done_at);
-            let done_at =
-                batch_done_at.map_or(self.now + latency, |last| last.max(self.now + latency));
+            // Writes complete in order, each 1–3 ms after the one before
+            // it, or together with it (one fsync for both: group commit).
+            let last_done_at = node.writes.back().map(|write| write.done_at);
+            let latency = match last_done_at {
+                Some(_) => self.rng.range(0, 4),
+                None => self.rng.range(1, 4),
+            };
+            let done_at = last_done_at.map_or(self.now, |last| last.max(self.now)) + latency;
+            let new_batch = last_done_at != Some(done_at);
             let incarnation = node.incarnation;
             node.writes.push_back(Write {
                 done_at,
@@ -612,7 +632,7 @@ impl<E: Engine> World<E> {
                 reads: ready.reads,
                 aborted_reads: ready.aborted_reads,
             });
-            if batch_done_at != Some(done_at) {
+            if new_batch {
                 let delay = done_at - self.now;
                 self.schedule(delay, Event::DiskDone { node: id, incarnation });
             }
@@ -671,12 +691,7 @@ impl<E: Engine> World<E> {
                 }
                 durable_commit = hard_state.commit;
             }
-            let persist = Persist {
-                hard_state: write.hard_state.as_ref(),
-                snapshot: write.snapshot.as_ref(),
-                entries: &write.entries,
-            };
-            node.wal.append(GROUP, persist).expect("a simulated write fits the log");
+            node.wal.append(GROUP, write_persist(write)).expect("a simulated write fits the log");
         }
         let sync_fails =
             !self.healing && self.config.faults.crashes && self.rng.chance(1, SYNC_FAILURE_ODDS);
@@ -1231,6 +1246,15 @@ impl<E: Engine> World<E> {
 
 fn current_invoked_after(client: &Client, time: u64) -> bool {
     client.current.as_ref().is_some_and(|current| current.invoked_at >= time)
+}
+
+/// What a write asks the log to persist.
+fn write_persist<M>(write: &Write<M>) -> Persist<'_> {
+    Persist {
+        hard_state: write.hard_state.as_ref(),
+        snapshot: write.snapshot.as_ref(),
+        entries: &write.entries,
+    }
 }
 
 fn log_view(durable: &Durable) -> LogView<'_> {
