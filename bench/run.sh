@@ -21,15 +21,15 @@
 # Everything listens on 127.0.0.1 only; every process started here is stopped
 # on exit. Raw outputs are kept in bench/out/ (not committed).
 #
-# Knobs (environment): REPEATS (3), REQUESTS_PLAIN (100000), REQUESTS_PIPELINED
-# (1000000), DURABLE_SECONDS (10), MEMORY_KEYS (1000000), PORT_BASE (7600),
+# Knobs (environment): REPEATS (3), REQUESTS_PLAIN (50000), REQUESTS_PIPELINED
+# (200000), DURABLE_SECONDS (10), MEMORY_KEYS (1000000), PORT_BASE (7600),
 # BENCH_SOURCE (head | tree).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 REPEATS=${REPEATS:-3}
-REQUESTS_PLAIN=${REQUESTS_PLAIN:-100000}
-REQUESTS_PIPELINED=${REQUESTS_PIPELINED:-1000000}
+REQUESTS_PLAIN=${REQUESTS_PLAIN:-50000}
+REQUESTS_PIPELINED=${REQUESTS_PIPELINED:-200000}
 DURABLE_SECONDS=${DURABLE_SECONDS:-10}
 MEMORY_KEYS=${MEMORY_KEYS:-1000000}
 PORT_BASE=${PORT_BASE:-7600}
@@ -123,7 +123,7 @@ wait_leader() {
 # Median of the numbers on standard input (mean of the middle two if even).
 median() {
     sort -g | awk '{ v[NR] = $1 } END {
-        if (NR == 0) { print "nan" }
+        if (NR == 0) { print "n/a" }
         else if (NR % 2) { print v[(NR + 1) / 2] }
         else { print (v[NR / 2] + v[NR / 2 + 1]) / 2 } }'
 }
@@ -136,7 +136,8 @@ number() { awk -v a="$1" 'BEGIN { if (a != a + 0) { print a; exit } s = sprintf(
 # Microseconds to milliseconds with two decimals.
 milliseconds() { awk -v a="$1" 'BEGIN { printf "%.2f", a / 1000 }'; }
 # "met" when a >= factor * b.
-verdict() { awk -v a="$1" -v b="$2" -v f="$3" 'BEGIN { print (a >= f * b) ? "**met**" : "**not met**" }'; }
+verdict() { awk -v a="$1" -v b="$2" -v f="$3" 'BEGIN { if (a != a + 0 || b != b + 0) print "not measured";
+    else print (a >= f * b) ? "**met**" : "**not met**" }'; }
 
 # ---------------------------------------------------------------------------
 # 1. Packages.
@@ -166,8 +167,12 @@ redis_benchmark_all() {
                 arguments+=(-n "$REQUESTS_PIPELINED" -P 16)
             fi
             log "redis-benchmark $target $shape run $repeat/$REPEATS"
-            redis-benchmark "${arguments[@]}" >"$OUT/rb.$target.$shape.$repeat.csv" \
-                2>"$OUT/rb.$target.$shape.$repeat.err"
+            # redis-benchmark stops at the first error reply; the tests it finished still count,
+            # the rest are reported as not measured, and the error text goes into the report.
+            if ! redis-benchmark "${arguments[@]}" >"$OUT/rb.$target.$shape.$repeat.csv" \
+                2>"$OUT/rb.$target.$shape.$repeat.err"; then
+                log "redis-benchmark stopped early: $(rb_error_texts "$target")"
+            fi
         done
     done
 }
@@ -180,7 +185,15 @@ rb_median() {
 }
 
 # Error replies seen by redis-benchmark for a target (all runs).
-rb_errors() { cat "$OUT"/rb."$1".*.err | grep -c 'Error from server' || true; }
+rb_errors() { cat "$OUT"/rb."$1".*.err | tr '\r' '\n' | grep -c 'Error from server' || true; }
+# The distinct error texts, with the run each first appeared in.
+rb_error_texts() {
+    local file
+    for file in "$OUT"/rb."$1".*.err; do
+        tr '\r' '\n' <"$file" | grep 'Error from server' | sort -u |
+            sed "s|^|$(basename "$file" .err | cut -d. -f3-): |"
+    done | sort -u -t: -k2 | tr '\n' ' '
+}
 
 # ---------------------------------------------------------------------------
 # 4. loadgen runs: $OUT/lg.<target>.<repeat>.txt, one line of name=value pairs.
@@ -474,9 +487,11 @@ With pipelining (\`-P 16 -n $REQUESTS_PIPELINED\`):
 
 $(rb_table pipelined)
 
-Error replies reported by redis-benchmark (\`-e\`), all runs: $(for target in redis-none \
-    redis-aof cohort1-always cohort1-no cohort3-always; do printf '%s %s; ' "$target" \
-    "$(rb_errors "$target")"; done)
+Error replies reported by redis-benchmark, all runs (it stops a run at the first one, so the
+tests after it in that run are missing from the medians; "n/a" means no run measured it):
+$(for target in redis-none redis-aof cohort1-always cohort1-no cohort3-always; do
+    printf -- '- %s: %s %s\n' "$target" "$(rb_errors "$target")" "$(rb_error_texts "$target")"
+done)
 
 ### Durable writes on 3 nodes at $DURABLE_CONNECTIONS connections (median of $REPEATS)
 
@@ -487,11 +502,11 @@ $(cat "$OUT/cohort3-durable.leader")). etcd: \`POST /v3/kv/put\` through its JSO
 HTTP/1.1 keep-alive, 3 members with default settings (the WAL is always fsynced), leader
 $(cat "$OUT/etcd.leader").
 
-| system | writes/s | p50 ms | p99 ms |
-|---|--:|--:|--:|
-| cohort 3 nodes | $(number "$durable_cohort") | $(milliseconds "$(lg_median cohort3 p50_us)") | $(milliseconds "$(lg_median cohort3 p99_us)") |
-| etcd 3 members | $(number "$durable_etcd") | $(milliseconds "$(lg_median etcd p50_us)") | $(milliseconds "$(lg_median etcd p99_us)") |
-| ratio cohort / etcd | $(ratio "$durable_cohort" "$durable_etcd")× | | |
+| system | writes/s | p50 ms | p99 ms | failed writes (median) |
+|---|--:|--:|--:|--:|
+| cohort 3 nodes | $(number "$durable_cohort") | $(milliseconds "$(lg_median cohort3 p50_us)") | $(milliseconds "$(lg_median cohort3 p99_us)") | $(lg_median cohort3 errors) |
+| etcd 3 members | $(number "$durable_etcd") | $(milliseconds "$(lg_median etcd p50_us)") | $(milliseconds "$(lg_median etcd p99_us)") | $(lg_median etcd errors) |
+| ratio cohort / etcd | $(ratio "$durable_cohort" "$durable_etcd")× | | | |
 
 ### Memory at $(number "$MEMORY_KEYS") keys
 
