@@ -319,11 +319,13 @@ impl Coordination {
             )));
         }
         let inner = &args[2];
-        let blocked = lookup(inner).is_some_and(|spec| spec.blocking)
-            || inner.eq_ignore_ascii_case(b"seq")
-            || commands::lookup(inner).is_some_and(|spec| spec.is_blocking());
-        if blocked {
-            return Err(Frame::error("ERR SEQ cannot wrap blocking commands or another SEQ"));
+        // Blocking data commands are fine: a retry that finds the pop already
+        // served gets the element it popped. Waiting in a lock queue is not:
+        // that reply comes from the queue, not from this entry.
+        let refused =
+            lookup(inner).is_some_and(|spec| spec.blocking) || inner.eq_ignore_ascii_case(b"seq");
+        if refused {
+            return Err(Frame::error("ERR SEQ cannot wrap lock waits, observers or another SEQ"));
         }
         Ok(Outcome::Run { args: args[2..].to_vec(), session: Some((id, sequence)) })
     }

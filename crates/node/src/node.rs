@@ -1058,6 +1058,9 @@ fn is_blocking(args: &[Bytes]) -> bool {
     if name.eq_ignore_ascii_case(b"elect.observe") {
         return true;
     }
+    if name.eq_ignore_ascii_case(b"seq") {
+        return args.len() > 3 && is_blocking(&args[3..]);
+    }
     commands::lookup(name).is_some_and(|spec| spec.is_blocking())
 }
 

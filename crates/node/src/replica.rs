@@ -216,21 +216,35 @@ impl StateMachine {
     ) -> Applied {
         let mut outcome = self.coordination.apply(index, context.now_ms, origin, args);
         let mut sessions = Vec::new();
+        let mut retry_args = None;
         // A SEQ may wrap LOCK.FENCED, which wraps a data command: at most
         // two levels, since neither may wrap itself.
         for _ in 0..3 {
-            let Outcome::Run { args, session } = outcome else { break };
+            let Outcome::Run { args: inner, session } = outcome else { break };
             sessions.extend(session);
-            outcome = if coordination::lookup(&args[0]).is_some() {
-                self.coordination.apply(index, context.now_ms, origin, &args)
+            outcome = if coordination::lookup(&inner[0]).is_some() {
+                self.coordination.apply(index, context.now_ms, origin, &inner)
             } else {
-                let frame = self.store.apply(context, &args);
-                if !matches!(frame, Frame::Error(_)) {
-                    if let Some(keys) = commands::command_keys(&args) {
-                        self.touched.extend(keys);
+                match self.store.apply_blocking(context, &inner) {
+                    Blocking::Served(frame) => {
+                        if !matches!(frame, Frame::Error(_)) {
+                            if let Some(keys) = commands::command_keys(&inner) {
+                                self.touched.extend(keys);
+                            }
+                        }
+                        Outcome::Reply(frame)
+                    }
+                    Blocking::WouldBlock { keys, timeout_ms, retry_args: inner_retry } => {
+                        // Retries keep the wrapper (and its sequence number).
+                        retry_args = inner_retry.map(|inner_retry| {
+                            let wrapper = args.len() - inner.len();
+                            let mut wrapped = args[..wrapper].to_vec();
+                            wrapped.extend(inner_retry);
+                            wrapped
+                        });
+                        Outcome::WouldBlock { keys, timeout_ms }
                     }
                 }
-                Outcome::Reply(frame)
             };
         }
         self.touched.append(&mut self.coordination.touched);
@@ -243,7 +257,7 @@ impl StateMachine {
             }
             Outcome::Deferred => Applied::Deferred,
             Outcome::WouldBlock { keys, timeout_ms } => {
-                Applied::WouldBlock { keys, timeout_ms, retry_args: None }
+                Applied::WouldBlock { keys, timeout_ms, retry_args }
             }
             Outcome::Run { .. } => Applied::Reply(Frame::error("ERR commands nested too deeply")),
         }

@@ -607,6 +607,179 @@ fn fenced_writes_of_contending_lock_holders_land_in_token_order<E: Engine>(build
     }
 }
 
+/// Goal: a sequenced blocking pop is served once; its retry (after a lost
+/// reply) gets the same element instead of popping another.
+fn a_sequenced_blocking_pop_retried_after_it_was_served_gets_the_same_element<E: Engine>(
+    build: Build<E>,
+) {
+    let mut cluster = Cluster::new(3, build);
+    let leader = cluster.elect();
+    let Frame::Integer(session) = cluster.call(leader, &["SESSION.OPEN"]) else { panic!("id") };
+    let session = session.to_string();
+    let pop = ["SEQ", session.as_str(), "1", "BLPOP", "q", "0"];
+    let blocked = cluster.submit(leader, Command::Execute(args(&pop)));
+    cluster.tick(3);
+    assert!(!cluster.replies.contains_key(&blocked));
+    cluster.call(leader, &["RPUSH", "q", "a", "b"]);
+    let served = Frame::Array(vec![Frame::bulk("q"), Frame::bulk("a")]);
+    assert_eq!(cluster.wait(blocked), served);
+    let other = if leader == 1 { 2 } else { 1 };
+    assert_eq!(cluster.call(other, &pop), served, "the retry replays, it does not pop b");
+    assert_eq!(cluster.call(other, &["LLEN", "q"]), Frame::Integer(1));
+}
+
+/// Goal: a consumer group under crashes, isolation and message loss
+/// delivers every acknowledged XADD at least once, never redelivers what
+/// was XACKed, and counts deliveries exactly.
+fn stream_groups_deliver_every_acknowledged_entry_through_faults<E: Engine>(build: Build<E>) {
+    for seed in 0..4 {
+        let mut cluster = Cluster::new(3, build);
+        cluster.loss = Some((consensus::rng::Rng::new(seed ^ 0xfeed), 0.02));
+        let mut rng = consensus::rng::Rng::new(seed);
+        let mut faults = Faults::new(seed + 300);
+        let leader = cluster.elect();
+        let created = cluster.call(leader, &["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]);
+        assert_eq!(created, Frame::ok());
+        let Frame::Integer(session) = cluster.call(leader, &["SESSION.OPEN"]) else { panic!() };
+        let mut producer = Actor { request: None, node: 1 };
+        let mut consumers: Vec<Actor> =
+            (0..2).map(|c| Actor { request: None, node: 2 + c }).collect();
+        let mut produced_sequence = 1u64;
+        let mut produced = BTreeSet::new();
+        let mut acked: BTreeSet<String> = BTreeSet::new();
+        let mut to_ack: Vec<Option<String>> = vec![None, None];
+        for tick in 0..2_500u64 {
+            faults.step(&mut cluster, tick, tick < 1_800);
+            if tick < 2_000 || producer.request.is_some() {
+                let words: Vec<String> = vec![
+                    "SEQ".into(),
+                    session.to_string(),
+                    produced_sequence.to_string(),
+                    "XADD".into(),
+                    "s".into(),
+                    "*".into(),
+                    "n".into(),
+                    produced_sequence.to_string(),
+                ];
+                match producer.drive(&mut cluster, &mut rng, tick, &words) {
+                    Some(Frame::Bulk(id)) => {
+                        produced.insert(String::from_utf8(id.to_vec()).unwrap());
+                        produced_sequence += 1;
+                    }
+                    Some(frame) if retryable(&frame) => {}
+                    Some(frame) => panic!("seed {seed}: XADD replied {frame:?}"),
+                    None => {}
+                }
+            }
+            for (index, consumer) in consumers.iter_mut().enumerate() {
+                // Near the end, consumers only finish what they started.
+                if tick >= 2_200 && to_ack[index].is_none() && consumer.request.is_none() {
+                    continue;
+                }
+                let name = format!("c{index}");
+                let words: Vec<String> = match &to_ack[index] {
+                    Some(id) => ["XACK", "s", "g", id].map(String::from).to_vec(),
+                    // Claim entries idle for a while (a crashed consumer's),
+                    // else read new ones.
+                    None if tick % 7 == 0 => {
+                        ["XAUTOCLAIM", "s", "g", &name, "300", "0", "COUNT", "1"]
+                            .map(String::from)
+                            .to_vec()
+                    }
+                    None => ["XREADGROUP", "GROUP", "g", &name, "COUNT", "1", "STREAMS", "s", ">"]
+                        .map(String::from)
+                        .to_vec(),
+                };
+                let Some(frame) = consumer.drive(&mut cluster, &mut rng, tick, &words) else {
+                    continue;
+                };
+                if let Some(id) = to_ack[index].clone() {
+                    match frame {
+                        Frame::Integer(_) => {
+                            acked.insert(id);
+                            to_ack[index] = None;
+                        }
+                        frame if retryable(&frame) => {}
+                        frame => panic!("seed {seed}: XACK replied {frame:?}"),
+                    }
+                    continue;
+                }
+                if let Some(id) = first_entry_id(&frame) {
+                    assert!(!acked.contains(&id), "seed {seed}: {id} was redelivered after XACK");
+                    to_ack[index] = Some(id);
+                }
+            }
+            cluster.tick(1);
+        }
+        cluster.loss = None;
+        cluster.tick(50);
+        let leader = cluster.elect();
+        // Every acknowledged XADD is in the stream, and is either acked or
+        // still pending for the group (at-least-once: nothing fell between).
+        let Frame::Array(entries) = cluster.call(leader, &["XRANGE", "s", "-", "+"]) else {
+            panic!("range")
+        };
+        let stored: BTreeSet<String> = entries.iter().filter_map(first_entry_id_of_pair).collect();
+        for id in &produced {
+            assert!(stored.contains(id), "seed {seed}: acknowledged XADD {id} is missing");
+        }
+        let Frame::Array(pending) =
+            cluster.call(leader, &["XPENDING", "s", "g", "-", "+", "100000"])
+        else {
+            panic!("pending")
+        };
+        let pending: BTreeSet<String> = pending.iter().filter_map(first_entry_id_of_pair).collect();
+        // An XACK still unanswered at the end may or may not have applied.
+        let unsure: BTreeSet<String> = to_ack.iter().flatten().cloned().collect();
+        let read_by_group: BTreeSet<String> =
+            acked.union(&pending).chain(unsure.iter()).cloned().collect();
+        let Frame::Array(unread) =
+            cluster.call(leader, &["XREADGROUP", "GROUP", "g", "final", "STREAMS", "s", ">"])
+        else {
+            panic!("the group still has entries to deliver or none ({seed})")
+        };
+        let unread: BTreeSet<String> = match unread.first() {
+            Some(Frame::Array(stream)) => match stream.get(1) {
+                Some(Frame::Array(entries)) => {
+                    entries.iter().filter_map(first_entry_id_of_pair).collect()
+                }
+                _ => BTreeSet::new(),
+            },
+            _ => BTreeSet::new(),
+        };
+        for id in &stored {
+            assert!(
+                read_by_group.contains(id) || unread.contains(id),
+                "seed {seed}: {id} was neither delivered, pending nor still deliverable"
+            );
+        }
+        assert!(produced.len() > 30, "seed {seed}: the run made progress ({})", produced.len());
+        assert!(acked.len() > 10, "seed {seed}: consumers made progress ({})", acked.len());
+    }
+}
+
+/// The id of the first entry of an XREADGROUP or XAUTOCLAIM reply.
+fn first_entry_id(frame: &Frame) -> Option<String> {
+    let Frame::Array(items) = frame else { return None };
+    let entries = match items.first()? {
+        // XREADGROUP: [[stream, [[id, fields]…]]]
+        Frame::Array(stream) => stream.get(1)?,
+        // XAUTOCLAIM: [cursor, [[id, fields]…], deleted]
+        Frame::Bulk(_) => items.get(1)?,
+        _ => return None,
+    };
+    let Frame::Array(entries) = entries else { return None };
+    entries.first().and_then(first_entry_id_of_pair)
+}
+
+fn first_entry_id_of_pair(entry: &Frame) -> Option<String> {
+    let Frame::Array(pair) = entry else { return None };
+    match pair.first()? {
+        Frame::Bulk(id) => Some(String::from_utf8(id.to_vec()).ok()?),
+        _ => None,
+    }
+}
+
 /// Every node-level test runs against both engines.
 macro_rules! both_engines {
     ($($name:ident),* $(,)?) => {
@@ -627,6 +800,8 @@ macro_rules! both_engines {
 }
 
 both_engines!(
+    a_sequenced_blocking_pop_retried_after_it_was_served_gets_the_same_element,
+    stream_groups_deliver_every_acknowledged_entry_through_faults,
     a_single_node_serves_writes_and_linearizable_reads,
     any_node_accepts_any_command_and_followers_forward_to_the_leader,
     a_blocked_pop_is_woken_by_a_push_on_another_node,
