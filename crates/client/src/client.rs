@@ -146,8 +146,11 @@ impl Client {
         &self.inner.options
     }
 
-    /// Sends any command; an error reply is `Err(Error::Server)`. Writes go through the session
-    /// like the typed calls.
+    /// Sends any command (name first) and returns its reply; an error reply is `Err`
+    /// ([`Error::Fenced`] for `-FENCED`, [`Error::Server`] otherwise). Writes go through the
+    /// session like the typed calls. The reply to a blocking command (`BLPOP`, `XREADGROUP`,
+    /// `LOCK.ACQUIRE`…) sent this way is awaited without a response timeout, since its own
+    /// timeout is not parsed here; the typed calls bound it exactly.
     pub async fn command(&self, args: &[&[u8]]) -> Result<Frame> {
         assert!(!args.is_empty(), "a command has a name");
         let request = Request::new(args.iter().map(|arg| Bytes::copy_from_slice(arg)).collect());

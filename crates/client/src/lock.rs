@@ -233,15 +233,18 @@ impl Refresher {
                 .arg(&self.name)
                 .number(self.token)
                 .number(ttl_ms(self.ttl));
+            // A refresh still retrying when the lease runs out cannot save it: stop waiting then.
             let refreshed = tokio::select! {
                 _ = stopped.changed() => return,
-                reply = self.client.call(args.request()) => reply,
+                reply = tokio::time::timeout_at(held_until, self.client.call(args.request())) => {
+                    reply
+                }
             };
             match refreshed {
-                Ok(Frame::Integer(1)) => held_until = sent_at + self.ttl,
-                Ok(_) => return self.mark_lost(),
-                Err(_) if Instant::now() >= held_until => return self.mark_lost(),
-                Err(_) => {} // try again next period
+                Ok(Ok(Frame::Integer(1))) => held_until = sent_at + self.ttl,
+                Ok(Ok(_)) | Err(_) => return self.mark_lost(),
+                Ok(Err(_)) if Instant::now() >= held_until => return self.mark_lost(),
+                Ok(Err(_)) => {} // the cluster is unreachable: try again next period
             }
         }
     }

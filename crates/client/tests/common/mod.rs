@@ -6,8 +6,8 @@
 use std::net::TcpListener as StdListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -36,13 +36,25 @@ fn binary() -> Option<PathBuf> {
     if std::env::var_os("CI").is_some() {
         panic!("{message}");
     }
-    eprintln!("\n!!!!!!!! SKIPPING: {message} !!!!!!!!\n");
+    loud(&message);
     None
 }
+
+/// Prints past the test harness's output capture, so a skip is seen even when the test passes.
+pub fn loud(message: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "\n!!!!!!!! SKIPPING: {message} !!!!!!!!\n");
+}
+
+/// Servers run one at a time: the tests measure leases and timeouts in hundreds of milliseconds,
+/// which a machine shared by many fsyncing servers cannot keep.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// A one-node `cohort serve`, killed and its data removed on drop.
 pub struct Server {
     child: Child,
+    /// Released after the process is killed (fields drop after `Drop::drop`).
+    _turn: MutexGuard<'static, ()>,
     pub port: u16,
     directory: PathBuf,
 }
@@ -52,6 +64,8 @@ impl Server {
     /// is missing outside CI.
     pub fn start() -> Option<Server> {
         let binary = binary()?;
+        // A test that failed while holding the turn poisons it; the turn is still free.
+        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let port = free_port();
         let peer_port = free_port();
         let directory =
@@ -69,7 +83,7 @@ impl Server {
             .stderr(log)
             .spawn()
             .expect("start cohort");
-        let server = Server { child, port, directory };
+        let server = Server { child, _turn: turn, port, directory };
         server.wait_ready();
         Some(server)
     }
@@ -115,7 +129,8 @@ impl Drop for Server {
 
 /// Forwards connections to `target`. While `cuts` is positive, a client request containing
 /// `pattern` is forwarded, the server given time to apply it, and then both connections are
-/// closed without passing the reply on: the write happened, the client cannot know.
+/// closed once the server has replied, without passing the reply on: the write surely happened,
+/// and the client cannot know.
 pub struct CuttingProxy {
     pub port: u16,
     cuts: Arc<AtomicUsize>,
@@ -165,8 +180,20 @@ async fn relay(
     let server = TcpStream::connect(target).await?;
     let (mut client_read, mut client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
-    let replies = tokio::spawn(async move {
-        let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+    let cutting = Arc::new(AtomicBool::new(false));
+    let cut_seen = cutting.clone();
+    let mut replies = tokio::spawn(async move {
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            let count = server_read.read(&mut buffer).await.unwrap_or(0);
+            // The first reply after a cut is the cut request's: swallow it and close.
+            if count == 0 || cut_seen.load(Ordering::SeqCst) {
+                return;
+            }
+            if client_write.write_all(&buffer[..count]).await.is_err() {
+                return;
+            }
+        }
     });
     let mut buffer = vec![0u8; 64 * 1024];
     loop {
@@ -178,12 +205,12 @@ async fn relay(
         let cut = chunk.windows(pattern.len()).any(|window| window == pattern)
             && cuts.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
         if cut {
-            // Stop relaying replies first, so this request's reply is never passed on.
-            replies.abort();
-            let _ = replies.await;
+            cutting.store(true, Ordering::SeqCst);
             server_write.write_all(chunk).await?;
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            return Ok(()); // every half dropped: both connections close
+            // Once the server has replied, the request surely ran; then close both sides.
+            let _ = tokio::time::timeout(Duration::from_secs(5), &mut replies).await;
+            replies.abort();
+            return Ok(());
         }
         server_write.write_all(chunk).await?;
     }
