@@ -52,7 +52,8 @@
 //! let replies = client.pipeline().cmd(&[b"INCR", b"a"]).cmd(&[b"GET", b"a"]).query().await?;
 //!
 //! // A lock with a fencing token: the fenced write runs only while the lease is held.
-//! let guard = client.lock("jobs", Duration::from_secs(10)).wait(Duration::from_secs(2)).acquire().await?;
+//! let lock = client.lock("jobs", Duration::from_secs(10));
+//! let guard = lock.wait(Duration::from_secs(2)).acquire().await?;
 //! guard.fenced(&[b"SET", b"owner", b"me"]).await?;
 //! assert!(!guard.lost());
 //! guard.release().await?;
