@@ -108,6 +108,9 @@ pub struct Config {
     /// Search steps the linearizability checker may take before it answers
     /// "unknown".
     pub checker_steps: u64,
+    /// For engine comparisons: crash the leader at this time (it stays down
+    /// until healing) and measure how long commits stop.
+    pub kill_leader_at_ms: Option<u64>,
 }
 
 impl Config {
@@ -123,6 +126,7 @@ impl Config {
             bug: None,
             trace: false,
             checker_steps: 2_000_000,
+            kill_leader_at_ms: None,
         }
     }
 }
@@ -143,6 +147,13 @@ pub struct Stats {
     pub client_ok: u64,
     pub indeterminate: u64,
     pub unknown_checks: u64,
+    /// Distinct client commands committed (counted once per log index).
+    pub commands_committed: u64,
+    /// Disk syncs, summed over replicas.
+    pub syncs: u64,
+    /// With `kill_leader_at_ms`: milliseconds from the leader's crash to the
+    /// next committed client command.
+    pub recovery_ms: Option<u64>,
 }
 
 #[derive(Clone, Debug)]
@@ -218,4 +229,54 @@ pub fn reproduce_command(config: &Config) -> String {
     }
     command.push_str(" --trace");
     command
+}
+
+/// The engines side by side on the same workload: three replicas, no faults
+/// but one: the leader is killed mid-run and stays down until healing.
+#[derive(Clone, Debug)]
+pub struct Comparison {
+    pub engine: EngineKind,
+    pub seeds: u64,
+    pub failures: u64,
+    pub commands_committed: u64,
+    pub messages_per_command: f64,
+    pub syncs_per_command: f64,
+    /// Milliseconds from the leader's death to the next committed command,
+    /// median and worst over the seeds (a tick is 9–11 ms).
+    pub recovery_ms_median: u64,
+    pub recovery_ms_max: u64,
+}
+
+/// Runs the comparison workload for `engine` over `seeds`.
+pub fn compare(engine: EngineKind, seeds: std::ops::Range<u64>) -> Comparison {
+    let (mut messages, mut syncs, mut commands, mut failures) = (0, 0, 0, 0);
+    let mut recoveries = Vec::new();
+    let count = seeds.end - seeds.start;
+    for seed in seeds {
+        let mut config = Config::new(seed);
+        config.engine = engine;
+        config.nodes = Some(3);
+        config.faults = Faults::none();
+        config.kill_leader_at_ms = Some(config.fault_ms / 2);
+        let report = run(&config);
+        if report.failure.is_some() {
+            failures += 1;
+        }
+        messages += report.stats.messages;
+        syncs += report.stats.syncs;
+        commands += report.stats.commands_committed;
+        recoveries.extend(report.stats.recovery_ms);
+    }
+    recoveries.sort_unstable();
+    let per_command = |total: u64| total as f64 / commands.max(1) as f64;
+    Comparison {
+        engine,
+        seeds: count,
+        failures,
+        commands_committed: commands,
+        messages_per_command: per_command(messages),
+        syncs_per_command: per_command(syncs),
+        recovery_ms_median: recoveries.get(recoveries.len() / 2).copied().unwrap_or(0),
+        recovery_ms_max: recoveries.last().copied().unwrap_or(0),
+    }
 }

@@ -21,7 +21,7 @@ const USAGE: &str =
     "usage: sim [--seeds N | --seed S] [--start S] [--engine raft|paxos] [--nodes N]
            [--clients N] [--fault-ms MS] [--heal-ms MS] [--no-network] [--no-partitions]
            [--no-crashes] [--no-membership] [--no-transfers] [--bug NAME|list] [--trace]
-           [--threads N] [--keep-going]";
+           [--threads N] [--keep-going] [--compare]";
 
 struct Arguments {
     config: Config,
@@ -29,6 +29,7 @@ struct Arguments {
     start: u64,
     threads: usize,
     keep_going: bool,
+    compare: bool,
 }
 
 fn parse(mut words: impl Iterator<Item = String>) -> Result<Option<Arguments>, String> {
@@ -38,6 +39,7 @@ fn parse(mut words: impl Iterator<Item = String>) -> Result<Option<Arguments>, S
         start: 0,
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         keep_going: false,
+        compare: false,
     };
     let mut single_seed = false;
     // Resolved once the engine is known, wherever `--engine` appears.
@@ -75,6 +77,7 @@ fn parse(mut words: impl Iterator<Item = String>) -> Result<Option<Arguments>, S
             "--trace" => arguments.config.trace = true,
             "--threads" => arguments.threads = number(value("--threads")?)?.max(1) as usize,
             "--keep-going" => arguments.keep_going = true,
+            "--compare" => arguments.compare = true,
             "--bug" => bug_name = Some(value("--bug")?),
             "--help" | "-h" => {
                 println!("{USAGE}");
@@ -123,6 +126,9 @@ fn main() -> ExitCode {
         }
     };
     let count = arguments.seeds.unwrap_or(100);
+    if arguments.compare {
+        return compare_engines(arguments.start..arguments.start + count);
+    }
     if count == 1 {
         return run_one(&arguments.config, arguments.start);
     }
@@ -245,4 +251,38 @@ fn progress(done: u64, count: u64, failed: usize, started: Instant) {
         "-".repeat(width as usize - filled)
     );
     let _ = stderr.flush();
+}
+
+/// `sim --compare --seeds N`: both engines on the comparison workload.
+fn compare_engines(seeds: std::ops::Range<u64>) -> ExitCode {
+    println!(
+        "3 replicas, 5 clients, no faults but the leader killed at mid-run; seeds {}..{}",
+        seeds.start, seeds.end
+    );
+    println!(
+        "| engine | seeds | failed | commands committed | messages / command | syncs / command \
+         | recovery median (ms) | recovery max (ms) |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    let mut failed = 0;
+    for engine in EngineKind::ALL {
+        let c = sim::compare(engine, seeds.clone());
+        failed += c.failures;
+        println!(
+            "| {} | {} | {} | {} | {:.2} | {:.2} | {} | {} |",
+            engine.name(),
+            c.seeds,
+            c.failures,
+            c.commands_committed,
+            c.messages_per_command,
+            c.syncs_per_command,
+            c.recovery_ms_median,
+            c.recovery_ms_max
+        );
+    }
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

@@ -114,6 +114,7 @@ enum Event<M> {
     CheckLogs,
     Heal,
     StopClients,
+    KillLeader,
 }
 
 struct Scheduled<M> {
@@ -220,6 +221,10 @@ pub struct World<E: Engine> {
     snapshot_every: u64,
     wal_options: WalOptions,
     invariants: Invariants,
+    /// The highest log index of a committed client command.
+    max_command_index: u64,
+    /// When the benchmark killed the leader, and the command index then.
+    killed_at: Option<(u64, u64)>,
     trace: Fnv,
     stats: Stats,
 }
@@ -281,6 +286,8 @@ impl<E: Engine> World<E> {
             snapshot_every,
             wal_options,
             invariants: Invariants::default(),
+            max_command_index: 0,
+            killed_at: None,
             trace: Fnv::new(),
             stats: Stats::default(),
             config,
@@ -332,6 +339,9 @@ impl<E: Engine> World<E> {
         world.schedule(FAULT_PERIOD_MS, Event::Fault);
         world.schedule(LOG_MATCHING_PERIOD_MS, Event::CheckLogs);
         world.schedule(heal_at, Event::Heal);
+        if let Some(at) = world.config.kill_leader_at_ms {
+            world.schedule(at, Event::KillLeader);
+        }
         let stop_at = heal_at + world.config.heal_ms * 6 / 10;
         world.schedule(stop_at, Event::StopClients);
         world
@@ -454,6 +464,13 @@ impl<E: Engine> World<E> {
                     if self.nodes[&id].engine.is_none() {
                         self.start(id);
                     }
+                }
+            }
+            Event::KillLeader => {
+                if let Some(leader) = self.leader() {
+                    self.crash(leader);
+                    self.killed_at = Some((self.now, self.max_command_index));
+                    trace!(self, "benchmark: n{leader} killed");
                 }
             }
             Event::StopClients => {
@@ -700,6 +717,7 @@ impl<E: Engine> World<E> {
             node.fs.fail_syncs(true);
         }
         let synced = node.wal.sync();
+        self.stats.syncs += 1;
         if sync_fails {
             // Only this sync fails; the poisoned log refuses the rest anyway.
             node.fs.fail_syncs(false);
@@ -780,6 +798,15 @@ impl<E: Engine> World<E> {
             return;
         }
         self.invariants.observe_apply(id, &entry);
+        if matches!(entry.payload, Payload::Command(_)) && entry.index > self.max_command_index {
+            self.max_command_index = entry.index;
+            self.stats.commands_committed += 1;
+            if let Some((killed_at, index_then)) = self.killed_at {
+                if entry.index > index_then && self.stats.recovery_ms.is_none() {
+                    self.stats.recovery_ms = Some(self.now - killed_at);
+                }
+            }
+        }
         let node = self.nodes.get_mut(&id).expect("node");
         node.store.applied = entry.index;
         node.applied_term = entry.term;
