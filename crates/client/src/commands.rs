@@ -179,8 +179,8 @@ impl Client {
     }
 
     /// `BLPOP key… timeout`: `(key, value)` popped from the first non-empty list, or `None` when
-    /// `timeout` passes (zero waits forever). Not wrapped in a session: a pop whose reply is lost
-    /// with the connection is not retried.
+    /// `timeout` passes (zero waits forever). Inside a session like any write: a pop whose reply
+    /// is lost with the connection is retried, and the retry returns the element popped, once.
     pub async fn blpop<K: AsRef<[u8]>>(
         &self,
         keys: &[K],

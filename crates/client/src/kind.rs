@@ -10,8 +10,8 @@ pub(crate) enum Kind {
     /// A write `SEQ` can wrap: sent inside the client session and retried with the same sequence
     /// number, so it is applied once.
     Write,
-    /// A write `SEQ` cannot wrap (blocking commands, locks and elections that queue, sessions,
-    /// transactions, connection state): sent as is, and retried only when it surely was not
+    /// A write `SEQ` cannot wrap (lock and election waits, whose reply comes from a queue rather
+    /// than from the entry; sessions; transactions; connection state): sent as is, and retried only when it surely was not
     /// applied (the connection could not be opened, or the server answered `TRYAGAIN`).
     Unsequenced,
 }
@@ -75,12 +75,6 @@ const READS: &[&str] = &[
 
 /// Writes that `SEQ` refuses or that must not be wrapped.
 const UNSEQUENCED: &[&str] = &[
-    "blpop",
-    "brpop",
-    "blmove",
-    "brpoplpush",
-    "blmpop",
-    "xreadgroup",
     "lock.acquire",
     "elect.campaign",
     "elect.observe",
@@ -174,8 +168,9 @@ mod tests {
         assert_eq!(classify(b"INCR"), Kind::Write);
         assert_eq!(classify(b"LOCK.FENCED"), Kind::Write);
         assert_eq!(classify(b"Lock.Refresh"), Kind::Write);
-        assert_eq!(classify(b"BLPOP"), Kind::Unsequenced);
-        assert_eq!(classify(b"XREADGROUP"), Kind::Unsequenced);
+        // A retried pop that was already served replays the element it popped.
+        assert_eq!(classify(b"BLPOP"), Kind::Write);
+        assert_eq!(classify(b"XREADGROUP"), Kind::Write);
         assert_eq!(classify(b"LOCK.ACQUIRE"), Kind::Unsequenced);
         assert_eq!(classify(b"MULTI"), Kind::Unsequenced);
     }

@@ -30,8 +30,10 @@
 //! earlier attempt ran, so the call fails with [`Error::SessionExpired`]: exactly-once is not
 //! promised for that write, and the caller decides.
 //!
-//! Commands the server will not sequence — blocking pops, `XREADGROUP`, `LOCK.ACQUIRE`,
-//! `ELECT.CAMPAIGN`, `ELECT.OBSERVE`, transactions — are sent as they are and retried only when
+//! Blocking pops (`BLPOP`, `BLMOVE`, `XREADGROUP`…) are sequenced too: a retry that finds the pop
+//! already served gets the element it popped. Commands the server will not sequence — lock and
+//! election waits (`LOCK.ACQUIRE`, `ELECT.CAMPAIGN`, `ELECT.OBSERVE`, whose replies come from a
+//! queue, not from the entry), sessions, transactions — are sent as they are and retried only when
 //! they surely did not run (the connection could not be opened, or `-TRYAGAIN`). [`Client::raw`]
 //! gives a client that treats every write that way (`Options::exactly_once = false` does too).
 //!

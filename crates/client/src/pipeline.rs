@@ -21,7 +21,7 @@ use crate::kind::Request;
 /// one already applied is answered `ERR sequence number … is older than the last one applied`:
 /// it ran on an earlier attempt and its reply is lost, but it never runs twice. A
 /// `-SESSIONEXPIRED` reply is left in place (the write did not run). A pipeline holding a command
-/// that cannot be sequenced (blocking commands, `MULTI`…), or sent by a [`Client::raw`] client
+/// that cannot be sequenced (lock waits, `MULTI`…), or sent by a [`Client::raw`] client
 /// with writes in it, is re-sent only if nothing reached the server.
 #[derive(Debug)]
 pub struct Pipeline {

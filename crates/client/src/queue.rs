@@ -100,9 +100,9 @@ impl Client {
     ///
     /// `id` `>` reads entries never delivered to the group; `0` re-reads this consumer's own
     /// pending entries. `block` of `None` returns at once; `Some(Duration::ZERO)` waits forever.
-    /// Not wrapped in a session (the server does not sequence blocking reads): an entry whose
-    /// delivery is lost with the connection stays pending and is recovered by
-    /// [`Client::xautoclaim`].
+    /// Inside a session like any write, so a read whose reply is lost is retried and returns the
+    /// same entries. (Without a session, entries delivered on a lost connection stay pending and
+    /// are recovered by [`Client::xautoclaim`].)
     pub async fn xreadgroup(
         &self,
         group: impl AsRef<[u8]>,

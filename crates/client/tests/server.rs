@@ -419,3 +419,32 @@ async fn a_lease_that_cannot_be_refreshed_is_reported_lost() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pop_whose_reply_is_lost_returns_the_same_element_once() {
+    // Goal: blocking pops and group reads run inside the session, so a retry after a lost reply
+    // gets the element the first attempt took, and no second element is consumed.
+    let server = server_or_skip!();
+    bounded(async {
+        let direct = Client::connect(&[&server.address()]).await.unwrap();
+        direct.lpush("q", &["one", "two"]).await.unwrap();
+        let proxy = CuttingProxy::start(server.address(), b"BRPOP", 1).await;
+        let client = Client::connect(&[&proxy.address()]).await.unwrap();
+        let popped = client.brpop(&["q"], Duration::from_secs(2)).await.unwrap();
+        assert_eq!(proxy.cuts_left(), 0, "the proxy cut the first attempt");
+        assert_eq!(popped, Some((bytes("q"), bytes("one"))));
+        assert_eq!(direct.lrange("q", 0, -1).await.unwrap(), [bytes("two")]);
+
+        direct.xgroup_create("s", "g", "0", true).await.unwrap();
+        let first = direct.xadd("s", "*", &[("n", "1")]).await.unwrap();
+        let second = direct.xadd("s", "*", &[("n", "2")]).await.unwrap();
+        let proxy = CuttingProxy::start(server.address(), b"XREADGROUP", 1).await;
+        let client = Client::connect(&[&proxy.address()]).await.unwrap();
+        let read = client.xreadgroup("g", "c", "s", ">", 1, None).await.unwrap();
+        assert_eq!(proxy.cuts_left(), 0, "the proxy cut the first attempt");
+        assert_eq!(read.iter().map(|entry| &entry.id).collect::<Vec<_>>(), [&first]);
+        let next = direct.xreadgroup("g", "c", "s", ">", 10, None).await.unwrap();
+        assert_eq!(next.iter().map(|entry| &entry.id).collect::<Vec<_>>(), [&second]);
+    })
+    .await;
+}
