@@ -167,6 +167,8 @@ struct Waiter {
 }
 
 const REDIRECTS_MAX: u32 = 8;
+/// How long a write forwarded to a deposed leader waits for its answer.
+const LEADER_CHANGE_GRACE_MS: u64 = 1_000;
 /// Ticks between a learner's reports that it has caught up.
 const CAUGHT_UP_REPORT_TICKS: u64 = 10;
 
@@ -875,8 +877,8 @@ impl<E: Engine> Node<E> {
     /// Commands forwarded to a leader that is no longer the leader may never
     /// be answered. Reads and blocking commands (which change nothing until
     /// served) are routed again; a write may or may not have been applied,
-    /// and retrying it could apply it twice, so it fails now with an error
-    /// that says so rather than at its deadline.
+    /// and retrying it could apply it twice, so it waits a short grace for
+    /// the old leader's answer and then fails with an error that says so.
     fn abandon_forwarded(&mut self, previous: Option<NodeId>) {
         let abandoned: Vec<RequestId> = self
             .requests
@@ -895,11 +897,12 @@ impl<E: Engine> Node<E> {
             if is_safe_to_resend(&command) {
                 self.route(Origin::Local(request), command);
             } else {
-                let frame = Frame::error(
-                    "CLUSTERDOWN the leader changed while the command was in flight; it may or \
-                     may not have been applied",
-                );
-                self.reply(Origin::Local(request), frame);
+                // The old leader may still be alive and answer (with the
+                // result, or a redirect once it learns its entry was lost):
+                // give it a short grace, then report the unknown outcome.
+                local.forwarded_to = previous;
+                let grace = self.now_ms + LEADER_CHANGE_GRACE_MS;
+                local.deadline_ms = Some(local.deadline_ms.map_or(grace, |d| d.min(grace)));
             }
         }
     }
