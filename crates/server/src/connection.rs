@@ -173,8 +173,14 @@ enum Outgoing {
     /// A reply known when its command was read.
     Ready { frame: Frame, protocol: Protocol },
     /// A reply still to come. `splice` holds replies computed locally inside MULTI, to insert
-    /// into the EXEC array at their positions (ascending).
-    Pending { reply: oneshot::Receiver<Frame>, protocol: Protocol, splice: Vec<(usize, Frame)> },
+    /// into the EXEC array at their positions (ascending); `reshape` adapts the node's reply to
+    /// the connection's protocol where Redis replies differently per protocol.
+    Pending {
+        reply: oneshot::Receiver<Frame>,
+        protocol: Protocol,
+        splice: Vec<(usize, Frame)>,
+        reshape: Option<fn(Frame) -> Frame>,
+    },
     /// Signalled once every earlier entry has been encoded (their replies have all arrived).
     Barrier(oneshot::Sender<()>),
     /// Flush and close the connection.
@@ -205,7 +211,7 @@ async fn write_replies(mut socket: OwnedWriteHalf, mut queue: mpsc::Receiver<Out
                 return;
             }
             Some(Outgoing::Ready { frame, protocol }) => encode(&frame, protocol, &mut output),
-            Some(Outgoing::Pending { mut reply, protocol, splice }) => {
+            Some(Outgoing::Pending { mut reply, protocol, splice, reshape }) => {
                 let frame = match reply.try_recv() {
                     Ok(frame) => frame,
                     Err(oneshot::error::TryRecvError::Empty) => {
@@ -218,7 +224,12 @@ async fn write_replies(mut socket: OwnedWriteHalf, mut queue: mpsc::Receiver<Out
                     }
                     Err(oneshot::error::TryRecvError::Closed) => Frame::error(SHUTTING_DOWN),
                 };
-                encode(&splice_replies(frame, splice), protocol, &mut output);
+                let frame = splice_replies(frame, splice);
+                let frame = match reshape {
+                    Some(reshape) => reshape(frame),
+                    None => frame,
+                };
+                encode(&frame, protocol, &mut output);
             }
             Some(Outgoing::Barrier(done)) => {
                 let _ = done.send(());
@@ -256,6 +267,40 @@ fn splice_replies(frame: Frame, splice: Vec<(usize, Frame)>) -> Frame {
             Frame::Array(replies)
         }
         other => other,
+    }
+}
+
+/// Redis 7 replies XREAD and XREADGROUP with an array of `[stream, entries]` pairs in RESP2 but
+/// a map of stream → entries in RESP3 (`xreadCommand`), and RESP3 clients (redis-py's default
+/// since version 8) parse it as a map. The state machine's replies do not depend on the
+/// connection, so it builds the RESP2 form and a RESP3 connection reshapes it here. Anything
+/// else (nil, an error) passes through unchanged.
+fn stream_read_as_map(frame: Frame) -> Frame {
+    let is_pairs = |streams: &[Frame]| {
+        streams.iter().all(|stream| matches!(stream, Frame::Array(pair) if pair.len() == 2))
+    };
+    match frame {
+        Frame::Array(streams) if is_pairs(&streams) => Frame::Map(
+            streams
+                .into_iter()
+                .filter_map(|stream| match stream {
+                    Frame::Array(pair) => {
+                        let mut pair = pair.into_iter();
+                        pair.next().zip(pair.next())
+                    }
+                    _ => None,
+                })
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+/// How a RESP3 connection reshapes the reply of the data command `name`, if at all.
+fn resp3_reshape(name: &str) -> Option<fn(Frame) -> Frame> {
+    match name {
+        "xread" | "xreadgroup" => Some(stream_read_as_map),
+        _ => None,
     }
 }
 
@@ -404,13 +449,23 @@ impl Connection {
             reply: receiver,
             protocol: self.protocol,
             splice: Vec::new(),
+            reshape: None,
         })
         .await
     }
 
     async fn submit(&self, command: Command, splice: Vec<(usize, Frame)>) -> Flow {
+        self.submit_reshaped(command, splice, None).await
+    }
+
+    async fn submit_reshaped(
+        &self,
+        command: Command,
+        splice: Vec<(usize, Frame)>,
+        reshape: Option<fn(Frame) -> Frame>,
+    ) -> Flow {
         let reply = self.shared.handle.submit(command).await;
-        self.send(Outgoing::Pending { reply, protocol: self.protocol, splice }).await
+        self.send(Outgoing::Pending { reply, protocol: self.protocol, splice, reshape }).await
     }
 
     async fn handle(&mut self, args: Vec<Bytes>) -> Flow {
@@ -436,9 +491,14 @@ impl Connection {
             return self.reply(frame).await;
         }
         match kind {
-            Kind::Data(_) | Kind::Coordination(_) => {
-                self.submit(Command::Execute(args), Vec::new()).await
+            Kind::Data(spec) => {
+                let reshape = match self.protocol {
+                    Protocol::Resp3 => resp3_reshape(spec.name),
+                    Protocol::Resp2 => None,
+                };
+                self.submit_reshaped(Command::Execute(args), Vec::new(), reshape).await
             }
+            Kind::Coordination(_) => self.submit(Command::Execute(args), Vec::new()).await,
             Kind::Local(spec) => self.local(spec.name, args).await,
             Kind::Unknown => unreachable!("checked above"),
         }
@@ -1247,6 +1307,27 @@ mod tests {
         let _ = client.read_frame().await;
         client.send(&["GET", "missing"]).await;
         client.expect_raw(b"$-1\r\n").await;
+    }
+
+    #[tokio::test]
+    async fn connection_xread_replies_pairs_in_resp2_and_a_map_in_resp3() {
+        // Goal: XREAD and XREADGROUP reply [[stream, entries]] in RESP2 and {stream: entries}
+        // in RESP3, as Redis 7 does; nil stays nil.
+        let server = start(Config::default()).await;
+        let mut client = TestClient::connect(&server).await;
+        assert_eq!(client.command(&["XADD", "s", "1-0", "f", "v"]).await, Frame::bulk("1-0"));
+        assert!(client.command(&["XGROUP", "CREATE", "s", "g", "0"]).await == Frame::ok());
+        let entries = b"*1\r\n*2\r\n$3\r\n1-0\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n";
+        client.send(&["XREAD", "STREAMS", "s", "0"]).await;
+        client.expect_raw(&[&b"*1\r\n*2\r\n$1\r\ns\r\n"[..], entries].concat()).await;
+        client.send(&["HELLO", "3"]).await;
+        let _ = client.read_frame().await;
+        client.send(&["XREAD", "STREAMS", "s", "0"]).await;
+        client.expect_raw(&[&b"%1\r\n$1\r\ns\r\n"[..], entries].concat()).await;
+        client.send(&["XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">"]).await;
+        client.expect_raw(&[&b"%1\r\n$1\r\ns\r\n"[..], entries].concat()).await;
+        client.send(&["XREAD", "STREAMS", "s", "1-0"]).await;
+        client.expect_raw(b"_\r\n").await;
     }
 
     #[tokio::test]
