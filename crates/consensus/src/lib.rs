@@ -79,6 +79,8 @@ mod contract;
 pub mod paxos;
 pub mod raft;
 pub mod rng;
+mod shared;
+pub mod wire;
 
 pub use contract::*;
 

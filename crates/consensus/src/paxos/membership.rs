@@ -1,8 +1,8 @@
 //! Single-server membership changes through the log (Raft §4.1, §4.2) with the own-ballot
 //! commit fix; see the `paxos` module documentation for why this method.
 
-use super::progress::Progress;
 use super::{Paxos, RoleState};
+use crate::shared::progress::Progress;
 use crate::{Error, Index, Membership, MembershipChange, Payload, Proposal};
 
 impl Paxos {

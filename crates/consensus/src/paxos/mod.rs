@@ -133,7 +133,6 @@ mod membership;
 mod message;
 mod phase1;
 mod phase2;
-mod progress;
 mod read;
 mod snapshot;
 #[cfg(test)]
@@ -146,13 +145,13 @@ pub use message::{Ballot, Body, Message};
 use bytes::Bytes;
 
 use crate::rng::Rng;
+use crate::shared::progress::LeaderState;
 use crate::{
     Durable, Engine, Error, HardState, Index, Membership, MembershipChange, NodeId, Options,
     Proposal, ReadState, Ready, Role, Snapshot, Status,
 };
 use log::PaxosLog;
 use phase1::{Phase1, PrePrepares};
-use progress::LeaderState;
 use snapshot::IncomingSnapshot;
 
 /// The replica's role and the data only that role has.

@@ -3,8 +3,8 @@
 //! `progress`), and the rule deciding when a slot is chosen.
 
 use super::message::Ballot;
-use super::progress::{LeaderState, Progress, ProgressState};
 use super::{Body, Paxos, RoleState};
+use crate::shared::progress::{LeaderState, Progress, ProgressState};
 use crate::{Entry, Error, Index, NodeId, Payload, Proposal};
 
 impl Paxos {

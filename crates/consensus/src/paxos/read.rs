@@ -3,8 +3,8 @@
 //! quorum round confirms that no higher ballot has been promised by a
 //! quorum since the read arrived.
 
-use super::progress::ReadRound;
 use super::{Paxos, RoleState};
+use crate::shared::progress::ReadRound;
 use crate::{Error, ReadState};
 
 /// Reads a leader holds before confirming them; more are refused with

@@ -1,8 +1,8 @@
 //! Single-server membership changes (§4.1, §4.2) with the current-term
 //! commit fix; see the `raft` module documentation for why this method.
 
-use super::progress::Progress;
 use super::{Raft, RoleState};
+use crate::shared::progress::Progress;
 use crate::{Error, Index, Membership, MembershipChange, Payload, Proposal};
 
 impl Raft {

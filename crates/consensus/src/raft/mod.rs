@@ -129,7 +129,6 @@ mod election;
 mod log;
 mod membership;
 mod message;
-mod progress;
 mod read;
 mod replication;
 mod snapshot;
@@ -143,12 +142,12 @@ pub use message::{Body, Message};
 use bytes::Bytes;
 
 use crate::rng::Rng;
+use crate::shared::progress::LeaderState;
 use crate::{
     Durable, Engine, Error, HardState, Index, Membership, MembershipChange, NodeId, Options,
     Proposal, ReadState, Ready, Role, Snapshot, Status, Term,
 };
 use log::RaftLog;
-use progress::LeaderState;
 use snapshot::IncomingSnapshot;
 
 /// The votes gathered by a (pre-)candidate.

@@ -1,8 +1,8 @@
 //! Linearizable reads through ReadIndex (§6.4), optionally from a lease
 //! (§6.4.1). See the module documentation of `raft` for the protocol.
 
-use super::progress::ReadRound;
 use super::{Raft, RoleState};
+use crate::shared::progress::ReadRound;
 use crate::{Error, ReadState};
 
 /// Reads a leader holds before confirming them; more are refused with

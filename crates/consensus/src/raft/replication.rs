@@ -1,8 +1,8 @@
 //! Becoming leader, proposing, and log replication (§3.5, §3.6.2, §10.2.1
 //! pipelining), with flow control per follower (see `progress`).
 
-use super::progress::{LeaderState, Progress, ProgressState};
 use super::{Body, Raft, RoleState};
+use crate::shared::progress::{LeaderState, Progress, ProgressState};
 use crate::{Entry, Error, Index, NodeId, Payload, Proposal, Term};
 
 impl Raft {

@@ -3,8 +3,8 @@
 
 use bytes::Bytes;
 
-use super::progress::{ProgressState, SnapshotTransfer};
 use super::{Body, Raft, RoleState};
+use crate::shared::progress::{ProgressState, SnapshotTransfer};
 use crate::{Index, Membership, NodeId, Snapshot, Term};
 
 /// A snapshot being reassembled by a follower.

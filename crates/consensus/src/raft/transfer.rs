@@ -19,7 +19,7 @@ impl Raft {
         if let Some(transfer) = &state.transfer {
             return if transfer.target == target { Ok(()) } else { Err(Error::TransferInProgress) };
         }
-        state.transfer = Some(super::progress::Transfer { target, elapsed_ticks: 0 });
+        state.transfer = Some(crate::shared::progress::Transfer { target, elapsed_ticks: 0 });
         let caught_up = state.progress.get(&target).is_some_and(|p| p.match_index == last_index);
         if caught_up {
             self.send(target, Body::TimeoutNow);

@@ -35,10 +35,13 @@
 //! is bounded by a small constant times the frame's length. Command payloads and
 //! snapshot chunks are slices of the received frame, never copies.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use super::message::{Body, Message};
-use crate::{Entry, Membership, NodeId, Payload, WireError};
+use crate::wire::{
+    put_bool, put_bytes, put_entries, put_membership, read_entries, read_membership, Reader,
+};
+use crate::WireError;
 
 /// The only version this code writes and reads.
 const VERSION: u8 = 1;
@@ -54,15 +57,6 @@ const TAG_HEARTBEAT_RESPONSE: u8 = 7;
 const TAG_INSTALL_SNAPSHOT: u8 = 8;
 const TAG_SNAPSHOT_RESPONSE: u8 = 9;
 const TAG_TIMEOUT_NOW: u8 = 10;
-
-const PAYLOAD_NOOP: u8 = 0;
-const PAYLOAD_COMMAND: u8 = 1;
-const PAYLOAD_MEMBERSHIP: u8 = 2;
-
-/// The fewest bytes one encoded entry occupies (index, term, payload tag).
-const ENTRY_BYTES_MIN: u64 = 8 + 8 + 1;
-/// One encoded node id.
-const NODE_ID_BYTES: u64 = 8;
 
 /// Appends `message` to `out` in the layout the module documentation gives.
 pub(super) fn encode(message: &Message, out: &mut BytesMut) {
@@ -95,10 +89,7 @@ pub(super) fn encode(message: &Message, out: &mut BytesMut) {
             out.put_u64_le(*prev_index);
             out.put_u64_le(*prev_term);
             out.put_u64_le(*commit);
-            put_length(out, entries.len(), "entry count");
-            for entry in entries {
-                put_entry(out, entry);
-            }
+            put_entries(out, entries);
         }
         Body::AppendResponse { success, index, hint_index, hint_term } => {
             out.put_u8(TAG_APPEND_RESPONSE);
@@ -161,11 +152,7 @@ pub(super) fn decode(bytes: Bytes) -> Result<Message, WireError> {
             let prev_index = reader.u64("prev_index")?;
             let prev_term = reader.u64("prev_term")?;
             let commit = reader.u64("commit")?;
-            let count = reader.count("entry count", ENTRY_BYTES_MIN)?;
-            let mut entries = Vec::with_capacity(count);
-            for _ in 0..count {
-                entries.push(read_entry(&mut reader)?);
-            }
+            let entries = read_entries(&mut reader, "entry term")?;
             Body::Append { prev_index, prev_term, entries, commit }
         }
         TAG_APPEND_RESPONSE => Body::AppendResponse {
@@ -198,159 +185,6 @@ pub(super) fn decode(bytes: Bytes) -> Result<Message, WireError> {
     Ok(Message { from, to, term, body })
 }
 
-fn put_bool(out: &mut BytesMut, value: bool) {
-    out.put_u8(u8::from(value));
-}
-
-/// Writes a `u32` length. A length beyond `u32` is a bug in the sender:
-/// messages are built far below it (`append_bytes_max`, `snapshot_chunk_bytes`).
-fn put_length(out: &mut BytesMut, length: usize, field: &str) {
-    let length = u32::try_from(length)
-        .unwrap_or_else(|_| panic!("{field} of {length} does not fit the wire's u32"));
-    out.put_u32_le(length);
-}
-
-fn put_bytes(out: &mut BytesMut, bytes: &[u8], field: &str) {
-    put_length(out, bytes.len(), field);
-    out.put_slice(bytes);
-}
-
-fn put_entry(out: &mut BytesMut, entry: &Entry) {
-    out.put_u64_le(entry.index);
-    out.put_u64_le(entry.term);
-    match &entry.payload {
-        Payload::Noop => out.put_u8(PAYLOAD_NOOP),
-        Payload::Command(command) => {
-            out.put_u8(PAYLOAD_COMMAND);
-            put_bytes(out, command, "command");
-        }
-        Payload::Membership(membership) => {
-            out.put_u8(PAYLOAD_MEMBERSHIP);
-            put_membership(out, membership);
-        }
-    }
-}
-
-fn put_membership(out: &mut BytesMut, membership: &Membership) {
-    for members in [&membership.voters, &membership.learners] {
-        put_length(out, members.len(), "member count");
-        for member in members {
-            out.put_u64_le(*member);
-        }
-    }
-}
-
-fn read_entry(reader: &mut Reader) -> Result<Entry, WireError> {
-    let index = reader.u64("entry index")?;
-    let term = reader.u64("entry term")?;
-    let payload = match reader.u8("payload tag")? {
-        PAYLOAD_NOOP => Payload::Noop,
-        PAYLOAD_COMMAND => Payload::Command(reader.bytes("command")?),
-        PAYLOAD_MEMBERSHIP => Payload::Membership(read_membership(reader)?),
-        tag => return Err(WireError::UnknownTag { kind: "entry payload", tag }),
-    };
-    Ok(Entry { index, term, payload })
-}
-
-fn read_membership(reader: &mut Reader) -> Result<Membership, WireError> {
-    let voters = read_members(reader, "voter count")?;
-    let learners = read_members(reader, "learner count")?;
-    if voters.iter().any(|voter| learners.contains(voter)) {
-        return Err(WireError::Invalid {
-            field: "membership",
-            reason: "a node is both voter and learner",
-        });
-    }
-    Ok(Membership {
-        voters: voters.into_iter().collect(),
-        learners: learners.into_iter().collect(),
-    })
-}
-
-/// A strictly ascending list of node ids (the order a `BTreeSet` encodes in),
-/// so that a duplicate cannot be silently merged.
-fn read_members(reader: &mut Reader, field: &'static str) -> Result<Vec<NodeId>, WireError> {
-    let count = reader.count(field, NODE_ID_BYTES)?;
-    let mut members = Vec::with_capacity(count);
-    for _ in 0..count {
-        let member = reader.u64("member")?;
-        if members.last().is_some_and(|last| *last >= member) {
-            return Err(WireError::Invalid { field, reason: "members not strictly ascending" });
-        }
-        members.push(member);
-    }
-    Ok(members)
-}
-
-/// Reads fields off the front of a frame, checking each against what remains.
-struct Reader {
-    bytes: Bytes,
-}
-
-impl Reader {
-    fn new(bytes: Bytes) -> Reader {
-        Reader { bytes }
-    }
-
-    fn remaining_bytes(&self) -> u64 {
-        self.bytes.len() as u64
-    }
-
-    fn need(&self, field: &'static str, needed_bytes: u64) -> Result<(), WireError> {
-        let remaining_bytes = self.remaining_bytes();
-        if needed_bytes > remaining_bytes {
-            return Err(WireError::Truncated { field, needed_bytes, remaining_bytes });
-        }
-        Ok(())
-    }
-
-    fn u8(&mut self, field: &'static str) -> Result<u8, WireError> {
-        self.need(field, 1)?;
-        Ok(self.bytes.get_u8())
-    }
-
-    fn u32(&mut self, field: &'static str) -> Result<u32, WireError> {
-        self.need(field, 4)?;
-        Ok(self.bytes.get_u32_le())
-    }
-
-    fn u64(&mut self, field: &'static str) -> Result<u64, WireError> {
-        self.need(field, 8)?;
-        Ok(self.bytes.get_u64_le())
-    }
-
-    fn bool(&mut self, field: &'static str) -> Result<bool, WireError> {
-        match self.u8(field)? {
-            0 => Ok(false),
-            1 => Ok(true),
-            _ => Err(WireError::Invalid { field, reason: "a boolean is 0 or 1" }),
-        }
-    }
-
-    /// A `u32` count of elements that each occupy at least `element_bytes_min`
-    /// bytes; refused unless that many could follow.
-    fn count(&mut self, field: &'static str, element_bytes_min: u64) -> Result<usize, WireError> {
-        assert!(element_bytes_min >= 1);
-        let count = self.u32(field)?;
-        self.need(field, u64::from(count) * element_bytes_min)?;
-        Ok(usize::try_from(count).expect("a count that fits in the frame fits in usize"))
-    }
-
-    /// A `u32` length and that many bytes, sliced from the frame (no copy).
-    fn bytes(&mut self, field: &'static str) -> Result<Bytes, WireError> {
-        let length = self.u32(field)?;
-        self.need(field, u64::from(length))?;
-        Ok(self.bytes.split_to(length as usize))
-    }
-
-    fn finish(self) -> Result<(), WireError> {
-        match self.remaining_bytes() {
-            0 => Ok(()),
-            left_over => Err(WireError::TrailingBytes(left_over)),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
@@ -359,7 +193,9 @@ mod tests {
 
     use super::*;
     use crate::rng::Rng;
+    use crate::wire::ENTRY_BYTES_MIN;
     use crate::Message as _;
+    use crate::{Entry, Membership, NodeId, Payload};
 
     fn encoded(message: &Message) -> Bytes {
         let mut out = BytesMut::new();

@@ -16,19 +16,19 @@ use std::collections::{BTreeMap, VecDeque};
 
 use crate::{Index, NodeId, Snapshot};
 
-pub(super) struct Progress {
-    pub(super) match_index: Index,
-    pub(super) next_index: Index,
-    pub(super) state: ProgressState,
+pub(crate) struct Progress {
+    pub(crate) match_index: Index,
+    pub(crate) next_index: Index,
+    pub(crate) state: ProgressState,
     /// Last index of each unacknowledged append, oldest first (Replicate only).
-    pub(super) inflight: VecDeque<Index>,
+    pub(crate) inflight: VecDeque<Index>,
     /// Heard from since the last CheckQuorum round.
-    pub(super) recent_active: bool,
+    pub(crate) recent_active: bool,
     /// The latest heartbeat round the follower acknowledged.
-    pub(super) acked_round: u64,
+    pub(crate) acked_round: u64,
 }
 
-pub(super) enum ProgressState {
+pub(crate) enum ProgressState {
     Probe { paused: bool },
     Replicate,
     Snapshot(SnapshotTransfer),
@@ -36,13 +36,13 @@ pub(super) enum ProgressState {
 
 /// One snapshot being sent, stop-and-wait: one chunk in flight, resent on
 /// every heartbeat response until acknowledged.
-pub(super) struct SnapshotTransfer {
-    pub(super) snapshot: Snapshot,
-    pub(super) offset_bytes: u64,
+pub(crate) struct SnapshotTransfer {
+    pub(crate) snapshot: Snapshot,
+    pub(crate) offset_bytes: u64,
 }
 
 impl Progress {
-    pub(super) fn new(next_index: Index) -> Progress {
+    pub(crate) fn new(next_index: Index) -> Progress {
         Progress {
             match_index: 0,
             next_index,
@@ -54,7 +54,7 @@ impl Progress {
     }
 
     /// Whether the leader must hold back appends to this follower.
-    pub(super) fn is_paused(&self, inflight_appends_max: usize) -> bool {
+    pub(crate) fn is_paused(&self, inflight_appends_max: usize) -> bool {
         match self.state {
             ProgressState::Probe { paused } => paused,
             ProgressState::Replicate => self.inflight.len() >= inflight_appends_max,
@@ -62,13 +62,13 @@ impl Progress {
         }
     }
 
-    pub(super) fn become_probe(&mut self, next_index: Index) {
+    pub(crate) fn become_probe(&mut self, next_index: Index) {
         self.state = ProgressState::Probe { paused: false };
         self.next_index = next_index.max(self.match_index + 1);
         self.inflight.clear();
     }
 
-    pub(super) fn become_replicate(&mut self) {
+    pub(crate) fn become_replicate(&mut self) {
         self.state = ProgressState::Replicate;
         self.next_index = self.match_index + 1;
         self.inflight.clear();
@@ -76,7 +76,7 @@ impl Progress {
 
     /// Records that the follower's log matches up to `index`; returns whether
     /// that is news.
-    pub(super) fn update_match(&mut self, index: Index) -> bool {
+    pub(crate) fn update_match(&mut self, index: Index) -> bool {
         let news = index > self.match_index;
         if news {
             self.match_index = index;
@@ -89,7 +89,7 @@ impl Progress {
     }
 
     /// An append was sent covering entries up to `last_index` (if any).
-    pub(super) fn sent_append(&mut self, last_index: Option<Index>) {
+    pub(crate) fn sent_append(&mut self, last_index: Option<Index>) {
         match &mut self.state {
             ProgressState::Replicate => {
                 if let Some(last) = last_index {
@@ -104,46 +104,46 @@ impl Progress {
 }
 
 /// A leadership transfer under way (§3.10).
-pub(super) struct Transfer {
-    pub(super) target: NodeId,
-    pub(super) elapsed_ticks: u32,
+pub(crate) struct Transfer {
+    pub(crate) target: NodeId,
+    pub(crate) elapsed_ticks: u32,
 }
 
 /// Reads waiting for one heartbeat round to be acknowledged by a quorum.
-pub(super) struct ReadRound {
-    pub(super) round: u64,
+pub(crate) struct ReadRound {
+    pub(crate) round: u64,
     /// The commit index when the latest read joined the round.
-    pub(super) index: Index,
-    pub(super) contexts: Vec<u64>,
+    pub(crate) index: Index,
+    pub(crate) contexts: Vec<u64>,
 }
 
 /// Everything only a leader keeps.
-pub(super) struct LeaderState {
-    pub(super) progress: BTreeMap<NodeId, Progress>,
-    pub(super) transfer: Option<Transfer>,
-    pub(super) heartbeat_elapsed_ticks: u32,
-    pub(super) quorum_elapsed_ticks: u32,
+pub(crate) struct LeaderState {
+    pub(crate) progress: BTreeMap<NodeId, Progress>,
+    pub(crate) transfer: Option<Transfer>,
+    pub(crate) heartbeat_elapsed_ticks: u32,
+    pub(crate) quorum_elapsed_ticks: u32,
     /// The latest heartbeat round started.
-    pub(super) round: u64,
+    pub(crate) round: u64,
     /// Whether the latest round's heartbeats are still waiting in the outbox,
     /// so a new read can join it.
-    pub(super) round_open: bool,
+    pub(crate) round_open: bool,
     /// When recent rounds were started (tick), for leases.
-    pub(super) round_ticks: VecDeque<(u64, u64)>,
+    pub(crate) round_ticks: VecDeque<(u64, u64)>,
     /// Rounds acknowledged by a quorum up to here.
-    pub(super) confirmed_round: u64,
+    pub(crate) confirmed_round: u64,
     /// Lease reads may be served while the engine's tick count is below this.
-    pub(super) lease_until_tick: u64,
-    pub(super) reads: VecDeque<ReadRound>,
+    pub(crate) lease_until_tick: u64,
+    pub(crate) reads: VecDeque<ReadRound>,
     /// Reads that arrived before an entry of this term committed (§6.4 step 1).
-    pub(super) reads_waiting: Vec<u64>,
+    pub(crate) reads_waiting: Vec<u64>,
     /// New entries or a new commit index should go to every follower when
     /// the next `Ready` is built (batching proposals between `Ready`s).
-    pub(super) broadcast_pending: bool,
+    pub(crate) broadcast_pending: bool,
 }
 
 impl LeaderState {
-    pub(super) fn new() -> LeaderState {
+    pub(crate) fn new() -> LeaderState {
         LeaderState {
             progress: BTreeMap::new(),
             transfer: None,
@@ -160,7 +160,7 @@ impl LeaderState {
         }
     }
 
-    pub(super) fn pending_read_count(&self) -> usize {
+    pub(crate) fn pending_read_count(&self) -> usize {
         self.reads_waiting.len() + self.reads.iter().map(|r| r.contexts.len()).sum::<usize>()
     }
 }
