@@ -1,5 +1,5 @@
 //! A minimal HTTP/1.1 keep-alive client for etcd's JSON gateway
-//! (`POST /v3/kv/put`). Responses are read by `Content-Length` or chunked
+//! (`POST /v3/kv/put`, the lease and lock services). Responses are read by `Content-Length` or chunked
 //! transfer coding (RFC 9112 §6–7), every part bounded.
 
 use std::net::SocketAddr;
@@ -51,10 +51,17 @@ impl Connection {
             base64::encode(key),
             base64::encode(value)
         );
+        let (status, _body) = self.post_json("/v3/kv/put", &body).await?;
+        Ok(status == 200)
+    }
+
+    /// Sends one `POST` with a JSON body and reads the status and body of the
+    /// response.
+    pub async fn post_json(&mut self, path: &str, body: &str) -> Result<(u16, Vec<u8>)> {
         self.request.clear();
         self.request.extend_from_slice(
             format!(
-                "POST /v3/kv/put HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+                "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
                  Content-Length: {}\r\n\r\n",
                 self.host,
                 body.len()
@@ -62,9 +69,12 @@ impl Connection {
             .as_bytes(),
         );
         self.request.extend_from_slice(body.as_bytes());
-        self.stream.get_mut().write_all(&self.request).await.context("sending PUT")?;
-        let (status, _body) = self.read_response().await?;
-        Ok(status == 200)
+        self.stream
+            .get_mut()
+            .write_all(&self.request)
+            .await
+            .with_context(|| format!("POST {path}"))?;
+        self.read_response().await
     }
 
     /// Reads one response: its status code and body.
@@ -153,6 +163,18 @@ fn parse_status_line(line: &str) -> Result<u16> {
     }
 }
 
+/// The value of the first `"name":"…"` string field in a JSON body. Enough
+/// for etcd's gateway answers, whose fields of interest (lease IDs as decimal
+/// strings, keys as base64) never contain escapes.
+pub fn json_string_field(body: &[u8], name: &str) -> Option<String> {
+    let body = std::str::from_utf8(body).ok()?;
+    let pattern = format!("\"{name}\":\"");
+    let start = body.find(&pattern)? + pattern.len();
+    let length = body[start..].find('"')?;
+    let value = &body[start..start + length];
+    (!value.contains('\\')).then(|| value.to_string())
+}
+
 /// A response to a POST always has a body delimited by one of these.
 fn framing(headers: &[String]) -> Result<Framing> {
     let mut framing = None;
@@ -175,7 +197,18 @@ fn framing(headers: &[String]) -> Result<Framing> {
 
 #[cfg(test)]
 mod tests {
-    use super::{framing, parse_status_line, Framing};
+    use super::{framing, json_string_field, parse_status_line, Framing};
+
+    /// String fields are found by name; missing or escaped ones are not guessed.
+    #[test]
+    fn finds_json_string_fields() {
+        let body = br#"{"header":{"revision":"5"},"ID":"7587","TTL":"30","key":"bG9jaw=="}"#;
+        assert_eq!(json_string_field(body, "ID").as_deref(), Some("7587"));
+        assert_eq!(json_string_field(body, "key").as_deref(), Some("bG9jaw=="));
+        assert_eq!(json_string_field(body, "revision").as_deref(), Some("5"));
+        assert_eq!(json_string_field(body, "lease"), None);
+        assert_eq!(json_string_field(br#"{"key":"a\"b"}"#, "key"), None);
+    }
 
     /// Status codes come from the second word of an HTTP/1.x status line.
     #[test]

@@ -1,7 +1,10 @@
-//! A closed-loop write load generator, used by `bench/run.sh` to compare
-//! cohort with servers that `redis-benchmark` cannot drive (etcd).
+//! A closed-loop load generator, used by `bench/run.sh` and
+//! `bench/coordination.sh` to compare cohort with Redis and etcd where
+//! `redis-benchmark` cannot: durable writes to etcd ([`run`]), lock cycles
+//! ([`lock`]), a stream consumed as a queue end to end ([`queue`]), and write
+//! availability while a node is killed ([`failover`]).
 //!
-//! Each of `connections` tasks holds one TCP connection and repeats: take the
+//! The write load ([`run`]): each of `connections` tasks holds one TCP connection and repeats: take the
 //! next key numbers from a shared counter (so every key written is unique),
 //! send one request (or `pipeline` RESP requests back to back), wait for every
 //! reply, record the round-trip time for each operation. A run stops at a
@@ -17,8 +20,11 @@
 //! latency percentiles (nearest-rank) over every operation that completed.
 
 pub mod base64;
+pub mod failover;
 pub mod http;
 pub mod latency;
+pub mod lock;
+pub mod queue;
 pub mod resp;
 
 use std::net::SocketAddr;
@@ -251,6 +257,6 @@ fn record(tally: &mut Tally, consecutive_errors: &mut u64, ok: bool, latency_us:
     }
 }
 
-fn elapsed_us(started: Instant) -> u32 {
+pub(crate) fn elapsed_us(started: Instant) -> u32 {
     u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX)
 }

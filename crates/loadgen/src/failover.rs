@@ -1,0 +1,185 @@
+//! Write availability across a failure: `writers` tasks write continuously
+//! (`SET failover:<writer>:<n> v`, one at a time) to the nodes of a cluster,
+//! each request bounded by `request_timeout`. A writer that gets an error
+//! reply, a timeout or a broken connection moves to the next node in the list
+//! and reconnects, so the run keeps writing through whichever nodes live.
+//!
+//! The report gives the longest stretch of time with no successful write
+//! across all writers, counted from the start of the run, between successes,
+//! and up to the end of the run (so a cluster that never recovers shows the
+//! whole tail as the gap). The caller kills a node during the run and reads
+//! where the gap falls to see it lines up with the kill.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::resp::{self, set_succeeded};
+use crate::{CONNECTIONS_MAX, DURATION_MAX};
+
+/// Most nodes one run may write to.
+pub const ADDRESSES_MAX: usize = 64;
+
+/// What one failover run does.
+#[derive(Clone, Debug)]
+pub struct FailoverSettings {
+    pub addresses: Vec<SocketAddr>,
+    pub writers: usize,
+    pub duration: Duration,
+    pub request_timeout: Duration,
+}
+
+impl FailoverSettings {
+    pub fn validate(&self) -> Result<()> {
+        if !(1..=ADDRESSES_MAX).contains(&self.addresses.len()) {
+            bail!("give between 1 and {ADDRESSES_MAX} addresses");
+        }
+        if !(1..=CONNECTIONS_MAX).contains(&self.writers) {
+            bail!("writers must be between 1 and {CONNECTIONS_MAX}");
+        }
+        if self.duration.is_zero() || self.duration > DURATION_MAX {
+            bail!("duration must be between 1 ms and {} s", DURATION_MAX.as_secs());
+        }
+        if self.request_timeout.is_zero() || self.request_timeout > Duration::from_secs(60) {
+            bail!("request timeout must be between 1 ms and 60 s");
+        }
+        Ok(())
+    }
+}
+
+/// What one failover run measured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailoverReport {
+    pub writes: u64,
+    pub failures: u64,
+    pub elapsed: Duration,
+    /// The longest time without a successful write.
+    pub gap: Duration,
+    /// When that gap began and ended, from the start of the run.
+    pub gap_start: Duration,
+    pub gap_end: Duration,
+}
+
+impl FailoverReport {
+    /// One line of `name=value` pairs.
+    pub fn line(&self) -> String {
+        format!(
+            "writes={} failures={} elapsed_seconds={:.3} max_gap_ms={} gap_start_ms={} \
+             gap_end_ms={}",
+            self.writes,
+            self.failures,
+            self.elapsed.as_secs_f64(),
+            self.gap.as_millis(),
+            self.gap_start.as_millis(),
+            self.gap_end.as_millis(),
+        )
+    }
+}
+
+/// One writer's record: when each success completed (from the start), and failures.
+#[derive(Default)]
+struct Tally {
+    successes: Vec<Duration>,
+    failures: u64,
+}
+
+/// Writes until the deadline and reports the longest gap.
+pub async fn run(settings: FailoverSettings) -> Result<FailoverReport> {
+    settings.validate()?;
+    let settings = Arc::new(settings);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..settings.writers)
+        .map(|writer| {
+            let settings = settings.clone();
+            tokio::spawn(async move { write(&settings, writer, started).await })
+        })
+        .collect();
+    let mut successes = Vec::new();
+    let mut failures = 0;
+    for task in tasks {
+        let tally = task.await.context("writer panicked")?;
+        successes.extend(tally.successes);
+        failures += tally.failures;
+    }
+    let elapsed = started.elapsed();
+    let (gap, gap_start, gap_end) = longest_gap(&mut successes, elapsed.max(settings.duration));
+    Ok(FailoverReport {
+        writes: successes.len() as u64,
+        failures,
+        elapsed,
+        gap,
+        gap_start,
+        gap_end,
+    })
+}
+
+async fn write(settings: &FailoverSettings, writer: usize, started: Instant) -> Tally {
+    let mut tally = Tally::default();
+    let mut node = writer % settings.addresses.len();
+    let mut connection: Option<resp::Connection> = None;
+    let value = [b'v'; 16];
+    let mut number = 0u64;
+    while started.elapsed() < settings.duration {
+        let address = settings.addresses[node];
+        let timeout = settings.request_timeout;
+        let key = format!("failover:{writer}:{number}");
+        number += 1;
+        let attempt = async {
+            if connection.is_none() {
+                connection = Some(resp::Connection::connect(address).await?);
+            }
+            let open = connection.as_mut().expect("connected above");
+            let reply = open.call(&[b"SET", key.as_bytes(), &value]).await?;
+            set_succeeded(&reply)
+        };
+        match tokio::time::timeout(timeout, attempt).await {
+            Ok(Ok(true)) => tally.successes.push(started.elapsed()),
+            _ => {
+                tally.failures += 1;
+                connection = None;
+                node = (node + 1) % settings.addresses.len();
+                // A refused connection fails at once; do not spin on it.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    }
+    tally
+}
+
+/// The longest interval without a success in `[0, end]`: (length, start, end).
+pub fn longest_gap(successes: &mut [Duration], end: Duration) -> (Duration, Duration, Duration) {
+    successes.sort_unstable();
+    let mut best = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let mut previous = Duration::ZERO;
+    for &time in successes.iter().chain(std::iter::once(&end)) {
+        let time = time.min(end);
+        let gap = time.saturating_sub(previous);
+        if gap > best.0 {
+            best = (gap, previous, time);
+        }
+        previous = previous.max(time);
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::longest_gap;
+
+    fn ms(value: u64) -> Duration {
+        Duration::from_millis(value)
+    }
+
+    /// The longest gap is found between successes, before the first and after the last.
+    #[test]
+    fn finds_the_longest_gap() {
+        assert_eq!(longest_gap(&mut [ms(30), ms(10), ms(20)], ms(40)), (ms(10), ms(0), ms(10)));
+        assert_eq!(longest_gap(&mut [ms(5), ms(100), ms(10)], ms(110)), (ms(90), ms(10), ms(100)));
+        assert_eq!(longest_gap(&mut [ms(5)], ms(500)), (ms(495), ms(5), ms(500)));
+        assert_eq!(longest_gap(&mut [], ms(70)), (ms(70), ms(0), ms(70)));
+    }
+}
