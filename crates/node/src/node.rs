@@ -55,6 +55,9 @@ pub enum PeerMessage<M> {
     Join { node: NodeId, peer: String, client: String },
     /// A learner reports it has caught up and may be promoted.
     CaughtUp { node: NodeId },
+    /// Where the members listen for peers: the answer to a `Join`, so the
+    /// joining node can reach them before it has applied their addresses.
+    Peers(Vec<(NodeId, String)>),
 }
 
 #[derive(Clone, Debug)]
@@ -94,18 +97,28 @@ pub struct Outbox<M> {
     /// Disk work, in order. Report each `Write` with [`Node::persisted`].
     pub disk: Vec<DiskTask>,
     pub messages: Vec<(NodeId, PeerMessage<M>)>,
+    /// Messages to a peer address whose node is not in the address book yet.
+    pub to_address: Vec<(String, PeerMessage<M>)>,
     pub replies: Vec<(RequestId, Frame)>,
 }
 
 impl<M> Default for Outbox<M> {
     fn default() -> Self {
-        Outbox { disk: Vec::new(), messages: Vec::new(), replies: Vec::new() }
+        Outbox {
+            disk: Vec::new(),
+            messages: Vec::new(),
+            to_address: Vec::new(),
+            replies: Vec::new(),
+        }
     }
 }
 
 impl<M> Outbox<M> {
     pub fn is_empty(&self) -> bool {
-        self.disk.is_empty() && self.messages.is_empty() && self.replies.is_empty()
+        self.disk.is_empty()
+            && self.messages.is_empty()
+            && self.to_address.is_empty()
+            && self.replies.is_empty()
     }
 }
 
@@ -174,6 +187,10 @@ const CAUGHT_UP_REPORT_TICKS: u64 = 10;
 
 pub struct Node<E: Engine> {
     options: NodeOptions,
+    /// Peer addresses known locally (the founding members' from the
+    /// command line, the members' from a join answer) until the replicated
+    /// book has them.
+    local_peers: BTreeMap<NodeId, String>,
     replica: Replica<E>,
     requests: BTreeMap<RequestId, LocalRequest>,
     waiting_for_leader: VecDeque<(Origin, Command)>,
@@ -215,12 +232,10 @@ impl<E: Engine> Node<E> {
     ) -> Node<E> {
         let handed_term_vote = (durable.hard_state.term, durable.hard_state.vote);
         let engine = build(options.engine.clone(), founding.clone(), durable.clone());
-        let mut replica = Replica::new(DATA_GROUP, engine, founding, &durable);
-        for (node, peer) in peers {
-            replica.machine.addresses.entry(node).or_insert((peer, String::new()));
-        }
+        let replica = Replica::new(DATA_GROUP, engine, founding, &durable);
         let seed = options.engine.seed ^ now_ms;
         let mut node = Node {
+            local_peers: peers,
             replica,
             requests: BTreeMap::new(),
             waiting_for_leader: VecDeque::new(),
@@ -261,13 +276,12 @@ impl<E: Engine> Node<E> {
 
     /// Peer addresses of every member this node knows, itself excluded.
     pub fn peer_addresses(&self) -> BTreeMap<NodeId, String> {
-        self.replica
-            .machine
-            .addresses
-            .iter()
-            .filter(|(node, (peer, _))| **node != self.options.id && !peer.is_empty())
-            .map(|(node, (peer, _))| (*node, peer.clone()))
-            .collect()
+        let replicated = self.replica.machine.addresses.iter().map(|(n, (p, _))| (*n, p.clone()));
+        let mut addresses = self.local_peers.clone();
+        // The replicated book is the truth once it knows a node.
+        addresses.extend(replicated.filter(|(_, peer)| !peer.is_empty()));
+        addresses.remove(&self.options.id);
+        addresses
     }
 
     /// The message a new node sends to any member to join.
@@ -318,6 +332,7 @@ impl<E: Engine> Node<E> {
         self.propose_purge();
         self.propose_lease_expiry();
         self.advance_membership();
+        self.replicate_own_address();
         self.report_caught_up();
         self.drive();
     }
@@ -363,6 +378,13 @@ impl<E: Engine> Node<E> {
             PeerMessage::Reply { request, frame } => self.reply(Origin::Local(request), frame),
             PeerMessage::Redirect { request, leader } => self.redirected(request, leader),
             PeerMessage::Join { node, peer, client } => self.join(node, peer, client),
+            PeerMessage::Peers(peers) => {
+                for (node, peer) in peers {
+                    if node != self.options.id && !peer.is_empty() {
+                        self.local_peers.insert(node, peer);
+                    }
+                }
+            }
             PeerMessage::CaughtUp { node } => {
                 let learner = self.replica.engine.status().membership.learners.contains(&node);
                 if self.is_leader() && learner {
@@ -970,6 +992,11 @@ impl<E: Engine> Node<E> {
     }
 
     fn join(&mut self, node: NodeId, peer: String, client: String) {
+        // Tell the newcomer where everyone listens, so it can answer the
+        // leader before it has applied the replicated addresses.
+        let mut peers: Vec<(NodeId, String)> = self.peer_addresses().into_iter().collect();
+        peers.push((self.options.id, self.options.peer_address.clone()));
+        self.outbox.to_address.push((peer.clone(), PeerMessage::Peers(peers)));
         if !self.is_leader() {
             if let Some(leader) = self.leader() {
                 self.send(leader, PeerMessage::Join { node, peer, client });
@@ -987,6 +1014,24 @@ impl<E: Engine> Node<E> {
         if !self.replica.engine.status().membership.contains(node) {
             self.queue_membership(MembershipChange::AddLearner(node));
         }
+    }
+
+    /// The leader puts its own address in the replicated book (founding
+    /// members are known only from the command line until then), so nodes
+    /// that join later learn it from the log.
+    fn replicate_own_address(&mut self) {
+        if self.ticks % CAUGHT_UP_REPORT_TICKS != 0 || !self.is_leader() {
+            return;
+        }
+        let own = (self.options.peer_address.clone(), self.options.client_address.clone());
+        if own.0.is_empty() || self.replica.machine.addresses.get(&self.options.id) == Some(&own) {
+            return;
+        }
+        let (peer, client) = own;
+        let action = Action::Address { node: self.options.id, peer, client };
+        let payload = Payload { time_ms: self.stamp(), seed: 0, action };
+        // If this is refused (busy, stepping down), a later tick tries again.
+        let _ = self.replica.engine.propose(payload.encode());
     }
 
     fn queue_membership(&mut self, change: MembershipChange) {

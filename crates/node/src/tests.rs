@@ -780,6 +780,42 @@ fn first_entry_id_of_pair(entry: &Frame) -> Option<String> {
     }
 }
 
+/// Goal: a node started empty joins a running cluster: it is added as a
+/// learner, catches up, asks to be promoted, and becomes a voter that
+/// serves commands.
+fn a_new_node_joins_catches_up_and_becomes_a_voter<E: Engine>(build: Build<E>) {
+    let mut cluster = Cluster::new(1, build);
+    cluster.elect();
+    for i in 0..30 {
+        cluster.call(1, &["SET", &format!("k{i}"), "v"]);
+    }
+    let mut options = (cluster.options)(2);
+    options.peer_address = "127.0.0.1:2".to_string();
+    let now = cluster.now_ms;
+    let joining = Node::new(
+        options,
+        cluster.build,
+        Membership::default(),
+        BTreeMap::new(),
+        Durable::default(),
+        now,
+    );
+    cluster.disks.insert(2, Durable::default());
+    cluster.nodes.insert(2, joining);
+    let join = cluster.nodes[&2].join_message();
+    cluster.network.push_back((2, 1, join));
+    for _ in 0..200 {
+        cluster.tick(1);
+        if cluster.nodes[&1].status().membership.voters.contains(&2) {
+            break;
+        }
+    }
+    assert!(cluster.nodes[&1].status().membership.voters.contains(&2), "node 2 was promoted");
+    assert_eq!(cluster.call(2, &["GET", "k29"]), Frame::bulk("v"));
+    assert_eq!(cluster.call(2, &["SET", "after", "join"]), Frame::ok());
+    assert_eq!(cluster.call(1, &["GET", "after"]), Frame::bulk("join"));
+}
+
 /// Every node-level test runs against both engines.
 macro_rules! both_engines {
     ($($name:ident),* $(,)?) => {
@@ -800,6 +836,7 @@ macro_rules! both_engines {
 }
 
 both_engines!(
+    a_new_node_joins_catches_up_and_becomes_a_voter,
     a_sequenced_blocking_pop_retried_after_it_was_served_gets_the_same_element,
     stream_groups_deliver_every_acknowledged_entry_through_faults,
     a_single_node_serves_writes_and_linearizable_reads,

@@ -389,6 +389,9 @@ impl<E: Engine> NodeTask<E> {
         for (to, message) in outbox.messages {
             self.transport.send(to, message.encode());
         }
+        for (address, message) in outbox.to_address {
+            self.transport.send_to_address(address, message.encode());
+        }
         for (request, frame) in outbox.replies {
             if let Some(reply) = self.waiting.remove(&request) {
                 let _ = reply.send(frame);
