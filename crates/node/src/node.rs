@@ -180,6 +180,8 @@ struct Waiter {
 }
 
 const REDIRECTS_MAX: u32 = 8;
+/// The most applied entries a replica keeps in memory before a snapshot.
+const SNAPSHOT_LOG_ENTRIES_MAX: u64 = 100_000;
 /// How long a write forwarded to a deposed leader waits for its answer.
 const LEADER_CHANGE_GRACE_MS: u64 = 1_000;
 /// Ticks between a learner's reports that it has caught up.
@@ -782,10 +784,13 @@ impl<E: Engine> Node<E> {
     /// Snapshots once the log since the last one is at least as long as the
     /// state is large (and `snapshot_entries` long): serializing the whole
     /// state costs time proportional to its size, so this keeps that cost a
-    /// constant per applied entry instead of growing with the keyspace.
+    /// constant per applied entry instead of growing with the keyspace. The
+    /// engines keep the log since the last snapshot in memory, so the wait is
+    /// capped at `SNAPSHOT_LOG_ENTRIES_MAX` entries.
     fn maybe_snapshot(&mut self) {
         let machine = &self.replica.machine;
-        let threshold = self.options.snapshot_entries.max(machine.store.len() as u64);
+        let state_sized = (machine.store.len() as u64).min(SNAPSHOT_LOG_ENTRIES_MAX);
+        let threshold = self.options.snapshot_entries.max(state_sized);
         if machine.applied < self.replica.snapshot_index + threshold {
             return;
         }
