@@ -145,12 +145,12 @@ pub use message::{Ballot, Body, Message};
 use bytes::Bytes;
 
 use crate::rng::Rng;
+use crate::shared::log::Log;
 use crate::shared::progress::LeaderState;
 use crate::{
     Durable, Engine, Error, HardState, Index, Membership, MembershipChange, NodeId, Options,
     Proposal, ReadState, Ready, Role, Snapshot, Status,
 };
-use log::PaxosLog;
 use phase1::{Phase1, PrePrepares};
 use snapshot::IncomingSnapshot;
 
@@ -172,7 +172,7 @@ pub struct Paxos {
     ballot: Ballot,
     leader: Option<NodeId>,
     role: RoleState,
-    log: PaxosLog,
+    log: Log,
     founding: Membership,
     /// The configuration in force: the latest one in the log.
     membership: Membership,
@@ -208,7 +208,7 @@ impl Paxos {
         assert!(options.id <= ballot::NODE_ID_MAX, "node id {} does not fit a ballot", options.id);
         assert!(founding.members().all(|member| member <= ballot::NODE_ID_MAX));
         let Durable { hard_state, snapshot, entries } = durable;
-        let log = PaxosLog::restore_durable(snapshot.as_ref(), entries, hard_state.commit);
+        let log = Log::restore_durable(snapshot.as_ref(), entries, hard_state.commit);
         let mut rng = Rng::new(options.seed);
         let randomized_election_ticks = rng
             .range(u64::from(options.election_ticks), 2 * u64::from(options.election_ticks))
@@ -505,7 +505,7 @@ impl Engine for Paxos {
             || self.pending_snapshot.is_some()
             || self.log.has_unstable()
             || !self.messages.is_empty()
-            || self.log.has_applicable()
+            || self.log.has_applicable(false)
             || !self.reads.is_empty()
             || !self.aborted_reads.is_empty()
             || broadcast_pending
@@ -526,12 +526,14 @@ impl Engine for Paxos {
             ready.hard_state = Some(hard_state);
         }
         if let Some(snapshot) = self.pending_snapshot.take() {
-            self.log.applied_snapshot(snapshot.index);
+            // Nothing is applied past the commit index, so a snapshot is never behind.
+            self.log.applied_snapshot(snapshot.index, false);
             ready.snapshot = Some(snapshot);
         }
         ready.entries = self.log.take_unstable();
         ready.messages = std::mem::take(&mut self.messages);
-        ready.committed = self.log.take_applicable();
+        // Only chosen slots are applied: no variant applies eagerly.
+        ready.committed = self.log.take_applicable(false);
         if bug!(self, ApplyOutOfOrder) && ready.committed.len() >= 2 {
             let last = ready.committed.len() - 1;
             ready.committed.swap(last - 1, last);

@@ -142,12 +142,12 @@ pub use message::{Body, Message};
 use bytes::Bytes;
 
 use crate::rng::Rng;
+use crate::shared::log::Log;
 use crate::shared::progress::LeaderState;
 use crate::{
     Durable, Engine, Error, HardState, Index, Membership, MembershipChange, NodeId, Options,
     Proposal, ReadState, Ready, Role, Snapshot, Status, Term,
 };
-use log::RaftLog;
 use snapshot::IncomingSnapshot;
 
 /// The votes gathered by a (pre-)candidate.
@@ -173,7 +173,7 @@ pub struct Raft {
     vote: NodeId,
     leader: Option<NodeId>,
     role: RoleState,
-    log: RaftLog,
+    log: Log,
     founding: Membership,
     /// The configuration in force: the latest one in the log.
     membership: Membership,
@@ -207,7 +207,7 @@ impl Raft {
     pub fn new(options: Options, founding: Membership, durable: Durable) -> Raft {
         options.validate();
         let Durable { hard_state, snapshot, entries } = durable;
-        let log = RaftLog::restore_durable(snapshot.as_ref(), entries, hard_state.commit);
+        let log = Log::restore_durable(snapshot.as_ref(), entries, hard_state.commit);
         let mut rng = Rng::new(options.seed);
         let randomized_election_ticks = rng
             .range(u64::from(options.election_ticks), 2 * u64::from(options.election_ticks))
@@ -464,7 +464,7 @@ impl Engine for Raft {
             ready.hard_state = Some(hard_state);
         }
         if let Some(snapshot) = self.pending_snapshot.take() {
-            self.log.applied_snapshot(snapshot.index);
+            self.log.applied_snapshot(snapshot.index, cfg!(feature = "bugs"));
             ready.snapshot = Some(snapshot);
         }
         ready.entries = self.log.take_unstable();

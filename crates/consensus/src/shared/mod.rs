@@ -6,4 +6,5 @@
 //! What differs between the engines — how a leader is chosen, what a log
 //! position is tagged with and what the tag means — stays in each engine.
 
+pub(crate) mod log;
 pub(crate) mod progress;
