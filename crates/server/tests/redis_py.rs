@@ -11,6 +11,7 @@
 //!   waiter and fencing.
 //! - `consumer_group_failover.py`: three nodes, the leader killed (-9) mid-way; the script
 //!   prints `KILL` and waits for `KILLED <port>` on its standard input.
+//! - `runner_self_check.py`: fails on purpose, proving a failing script fails its test.
 //!
 //! Without the `redis` Python package the tests fail under CI (which installs it, see
 //! `.ci/run`) and are skipped, loudly, elsewhere.
@@ -213,4 +214,11 @@ fn redis_py_consumer_group_survives_leader_kill() {
     }
     assert!(killed, "the script ended before asking for the kill: {:?}", script.output);
     script.finish();
+}
+
+#[test]
+#[should_panic(expected = "runner_self_check.py exited with")]
+fn redis_py_runner_fails_when_a_script_fails() {
+    // Goal: a script that fails an assert fails its test (the runner is not a no-op).
+    Script::start("runner_self_check.py", &[]).finish();
 }
