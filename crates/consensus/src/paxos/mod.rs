@@ -147,12 +147,12 @@ use bytes::Bytes;
 use crate::rng::Rng;
 use crate::shared::log::Log;
 use crate::shared::progress::LeaderState;
+use crate::shared::snapshot::{Chunk, SnapshotReceiver};
 use crate::{
     Durable, Engine, Error, HardState, Index, Membership, MembershipChange, NodeId, Options,
     Proposal, ReadState, Ready, Role, Snapshot, Status,
 };
 use phase1::{Phase1, PrePrepares};
-use snapshot::IncomingSnapshot;
 
 /// The replica's role and the data only that role has.
 enum RoleState {
@@ -183,7 +183,7 @@ pub struct Paxos {
     snapshot_membership: Option<Membership>,
     /// The latest state-machine image, sent to replicas that need it.
     snapshot: Option<Snapshot>,
-    incoming_snapshot: Option<IncomingSnapshot>,
+    incoming_snapshot: SnapshotReceiver,
     /// A snapshot received from the leader, to hand out in the next `Ready`.
     pending_snapshot: Option<Snapshot>,
     election_elapsed_ticks: u32,
@@ -226,7 +226,7 @@ impl Paxos {
             membership_index: 0,
             snapshot_membership: snapshot.as_ref().map(|s| s.membership.clone()),
             snapshot,
-            incoming_snapshot: None,
+            incoming_snapshot: SnapshotReceiver::default(),
             pending_snapshot: None,
             election_elapsed_ticks: 0,
             randomized_election_ticks,
@@ -428,7 +428,7 @@ impl Paxos {
             }
             Body::InstallSnapshot { index, term, membership, offset_bytes, data, done } => {
                 self.follow(from);
-                let chunk = snapshot::Chunk { index, term, membership, offset_bytes, data, done };
+                let chunk = Chunk { index, term, membership, offset_bytes, data, done };
                 self.handle_snapshot_chunk(from, chunk);
             }
             Body::TimeoutNow => {

@@ -1,28 +1,10 @@
 //! Log compaction and snapshot transfer (§5.1–§5.3, Figure 5.3), in chunks
 //! of `snapshot_chunk_bytes`, one chunk in flight per follower.
 
-use bytes::Bytes;
-
 use super::{Body, Paxos, RoleState};
 use crate::shared::progress::{ProgressState, SnapshotTransfer};
-use crate::{Index, Membership, NodeId, Snapshot, Term};
-
-/// A snapshot being reassembled by a follower.
-pub(super) struct IncomingSnapshot {
-    index: Index,
-    term: Term,
-    data: Vec<u8>,
-}
-
-/// One received InstallSnapshot chunk.
-pub(super) struct Chunk {
-    pub(super) index: Index,
-    pub(super) term: Term,
-    pub(super) membership: Membership,
-    pub(super) offset_bytes: u64,
-    pub(super) data: Bytes,
-    pub(super) done: bool,
-}
+use crate::shared::snapshot::{next_chunk, Chunk, ChunkOutcome};
+use crate::{Index, NodeId, Snapshot};
 
 impl Paxos {
     /// Drops the log up to `snapshot.index`, which the driver has applied,
@@ -64,17 +46,14 @@ impl Paxos {
         let RoleState::Leader(state) = &self.role else { return };
         let Some(progress) = state.progress.get(&to) else { return };
         let ProgressState::Snapshot(transfer) = &progress.state else { return };
-        let snapshot = &transfer.snapshot;
-        let length = snapshot.data.len() as u64;
-        let offset = transfer.offset_bytes.min(length);
-        let end = (offset + chunk_bytes).min(length);
+        let chunk = next_chunk(transfer, chunk_bytes);
         let body = Body::InstallSnapshot {
-            index: snapshot.index,
-            term: snapshot.term,
-            membership: snapshot.membership.clone(),
-            offset_bytes: offset,
-            data: snapshot.data.slice(offset as usize..end as usize),
-            done: end == length,
+            index: chunk.index,
+            term: chunk.term,
+            membership: chunk.membership,
+            offset_bytes: chunk.offset_bytes,
+            data: chunk.data,
+            done: chunk.done,
         };
         self.send(to, body);
     }
@@ -85,51 +64,20 @@ impl Paxos {
             let body = Body::SnapshotResponse { index, received_bytes, done };
             paxos.send(from, body);
         };
-        if chunk.index <= self.log.commit() {
-            // Everything the snapshot holds is already committed here.
-            self.incoming_snapshot = None;
-            respond(self, 0, true);
-            return;
-        }
-        let continues = self.incoming_snapshot.as_ref().is_some_and(|incoming| {
-            incoming.index == chunk.index
-                && incoming.term == chunk.term
-                && incoming.data.len() as u64 == chunk.offset_bytes
-        });
-        if chunk.offset_bytes == 0 {
-            self.incoming_snapshot =
-                Some(IncomingSnapshot { index: chunk.index, term: chunk.term, data: Vec::new() });
-        } else if !continues {
-            // A gap, a duplicate, or another snapshot: say where we are.
-            let received = match &self.incoming_snapshot {
-                Some(incoming) if incoming.index == chunk.index && incoming.term == chunk.term => {
-                    incoming.data.len() as u64
-                }
-                _ => 0,
-            };
-            respond(self, received, false);
-            return;
-        }
-        let incoming = self.incoming_snapshot.as_mut().expect("set above");
-        incoming.data.extend_from_slice(&chunk.data);
-        let received = incoming.data.len() as u64;
-        if !chunk.done {
-            respond(self, received, false);
-            return;
-        }
-        let incoming = self.incoming_snapshot.take().expect("set above");
-        if self.log.ballot_at(chunk.index) == Some(chunk.term) {
+        let snapshot = match self.incoming_snapshot.receive(chunk, self.log.commit()) {
+            ChunkOutcome::Respond { received_bytes, done } => {
+                respond(self, received_bytes, done);
+                return;
+            }
+            ChunkOutcome::Complete(snapshot) => snapshot,
+        };
+        let received = snapshot.data.len() as u64;
+        if self.log.ballot_at(snapshot.index) == Some(snapshot.term) {
             // Figure 5.3 rule 6: the log already holds the snapshot's last
             // entry, so it matches the leader's up to there; keep it.
-            self.log.commit_to(chunk.index);
+            self.log.commit_to(snapshot.index);
         } else {
             // Rule 7: discard the whole log and restore from the snapshot.
-            let snapshot = Snapshot {
-                index: chunk.index,
-                term: chunk.term,
-                membership: chunk.membership,
-                data: Bytes::from(incoming.data),
-            };
             self.log.restore(snapshot.index, snapshot.term);
             self.snapshot_membership = Some(snapshot.membership.clone());
             self.snapshot = Some(snapshot.clone());

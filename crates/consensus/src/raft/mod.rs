@@ -144,11 +144,11 @@ use bytes::Bytes;
 use crate::rng::Rng;
 use crate::shared::log::Log;
 use crate::shared::progress::LeaderState;
+use crate::shared::snapshot::{Chunk, SnapshotReceiver};
 use crate::{
     Durable, Engine, Error, HardState, Index, Membership, MembershipChange, NodeId, Options,
     Proposal, ReadState, Ready, Role, Snapshot, Status, Term,
 };
-use snapshot::IncomingSnapshot;
 
 /// The votes gathered by a (pre-)candidate.
 #[derive(Default)]
@@ -184,7 +184,7 @@ pub struct Raft {
     snapshot_membership: Option<Membership>,
     /// The latest state-machine image, sent to followers that need it.
     snapshot: Option<Snapshot>,
-    incoming_snapshot: Option<IncomingSnapshot>,
+    incoming_snapshot: SnapshotReceiver,
     /// A snapshot received from the leader, to hand out in the next `Ready`.
     pending_snapshot: Option<Snapshot>,
     election_elapsed_ticks: u32,
@@ -224,7 +224,7 @@ impl Raft {
             membership_index: 0,
             snapshot_membership: snapshot.as_ref().map(|s| s.membership.clone()),
             snapshot,
-            incoming_snapshot: None,
+            incoming_snapshot: SnapshotReceiver::default(),
             pending_snapshot: None,
             election_elapsed_ticks: 0,
             randomized_election_ticks,
@@ -366,7 +366,7 @@ impl Raft {
             }
             Body::InstallSnapshot { index, term, membership, offset_bytes, data, done } => {
                 self.follow(from);
-                let chunk = snapshot::Chunk { index, term, membership, offset_bytes, data, done };
+                let chunk = Chunk { index, term, membership, offset_bytes, data, done };
                 self.handle_snapshot_chunk(from, chunk);
             }
             Body::TimeoutNow => {

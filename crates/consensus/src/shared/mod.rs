@@ -8,3 +8,4 @@
 
 pub(crate) mod log;
 pub(crate) mod progress;
+pub(crate) mod snapshot;
