@@ -1621,7 +1621,11 @@ mod tests {
             panic!("COMMAND COUNT is an integer");
         };
         assert!(count > 100, "{count}");
-        assert_eq!(count as usize, commands::table().len() + info::CONNECTION_COMMANDS.len());
+        let coordination = node::coordination::table().len();
+        let expected = commands::table().len() + coordination + info::CONNECTION_COMMANDS.len();
+        assert_eq!(count as usize, expected);
+        let getkeys = client.command(&["COMMAND", "GETKEYS", "LOCK.RELEASE", "l", "7"]).await;
+        assert_eq!(getkeys, Frame::Array(vec![Frame::bulk("l")]));
         let Frame::Array(all) = client.command(&["COMMAND"]).await else { panic!() };
         assert_eq!(all.len(), count as usize);
         let Frame::Array(entries) = client.command(&["COMMAND", "INFO", "get", "nope"]).await

@@ -207,17 +207,38 @@ pub fn lookup_local(name: &[u8]) -> Option<&'static LocalSpec> {
 enum AnySpec {
     Data(&'static CommandSpec),
     Local(&'static LocalSpec),
+    /// Sessions, locks and elections; the name (an election's, a lock's) is
+    /// the key that routes them.
+    Coordination(&'static node::coordination::Spec),
 }
 
 fn all_commands() -> impl Iterator<Item = AnySpec> {
     commands::table()
         .iter()
         .map(AnySpec::Data)
+        .chain(node::coordination::table().iter().map(AnySpec::Coordination))
         .chain(CONNECTION_COMMANDS.iter().map(AnySpec::Local))
 }
 
 fn find_command(name: &[u8]) -> Option<AnySpec> {
-    commands::lookup(name).map(AnySpec::Data).or_else(|| lookup_local(name).map(AnySpec::Local))
+    commands::lookup(name)
+        .map(AnySpec::Data)
+        .or_else(|| node::coordination::lookup(name).map(AnySpec::Coordination))
+        .or_else(|| lookup_local(name).map(AnySpec::Local))
+}
+
+/// Redis-style flags and key positions of a coordination command.
+fn coordination_shape(spec: &node::coordination::Spec) -> (Vec<&'static str>, (i32, i32, i32)) {
+    let mut flags = vec![if spec.write { "write" } else { "readonly" }];
+    if spec.blocking {
+        flags.push("blocking");
+    }
+    let keys = if spec.name.starts_with("session") { (0, 0, 0) } else { (1, 1, 1) };
+    let keys = if spec.name == "seq" { (0, 0, 0) } else { keys };
+    if spec.name == "seq" {
+        flags.push("movablekeys");
+    }
+    (flags, keys)
 }
 
 impl AnySpec {
@@ -225,6 +246,7 @@ impl AnySpec {
         match self {
             AnySpec::Data(spec) => spec.name,
             AnySpec::Local(spec) => spec.name,
+            AnySpec::Coordination(spec) => spec.name,
         }
     }
 
@@ -236,6 +258,10 @@ impl AnySpec {
                 (spec.arity, spec.flag_names(), (spec.first_key, spec.last_key, spec.step))
             }
             AnySpec::Local(spec) => (spec.arity, spec.flags.to_vec(), (0, 0, 0)),
+            AnySpec::Coordination(spec) => {
+                let (flags, keys) = coordination_shape(spec);
+                (spec.arity, flags, keys)
+            }
         };
         Frame::Array(vec![
             Frame::bulk(self.name()),
@@ -259,6 +285,13 @@ impl AnySpec {
                 data_group(spec.name),
             ),
             AnySpec::Local(spec) => (spec.summary.to_string(), spec.group),
+            AnySpec::Coordination(spec) => (
+                format!(
+                    "cohort's {} (sessions, locks and elections; see docs/COORDINATION.md).",
+                    spec.name
+                ),
+                "cohort",
+            ),
         };
         Frame::Map(vec![
             (Frame::bulk("summary"), Frame::bulk(summary)),
@@ -369,6 +402,13 @@ fn command_getkeys(line: &[Bytes]) -> Frame {
             Frame::error("ERR Invalid number of arguments specified for command")
         }
         Some(AnySpec::Local(_)) => Frame::error("ERR The command has no key arguments"),
+        Some(AnySpec::Coordination(spec)) if !spec.arity_accepts(line.len()) => {
+            Frame::error("ERR Invalid number of arguments specified for command")
+        }
+        Some(AnySpec::Coordination(spec)) => match coordination_shape(spec).1 {
+            (0, _, _) => Frame::error("ERR The command has no key arguments"),
+            _ => Frame::Array(vec![Frame::Bulk(line[1].clone())]),
+        },
         Some(AnySpec::Data(spec)) if !spec.arity_accepts(line.len()) => {
             Frame::error("ERR Invalid number of arguments specified for command")
         }
