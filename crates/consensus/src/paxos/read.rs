@@ -4,12 +4,8 @@
 //! quorum since the read arrived.
 
 use super::{Paxos, RoleState};
-use crate::shared::progress::ReadRound;
+use crate::shared::read::READS_PENDING_MAX;
 use crate::{Error, ReadState};
-
-/// Reads a leader holds before confirming them; more are refused with
-/// `Error::Busy` rather than queued without bound.
-pub(super) const READS_PENDING_MAX: usize = 65_536;
 
 impl Paxos {
     pub(super) fn start_read(&mut self, context: u64) -> Result<(), Error> {
@@ -43,23 +39,14 @@ impl Paxos {
 
     /// Adds reads to the round whose heartbeats have not left yet, or starts
     /// a new round.
-    fn join_read_round(&mut self, mut contexts: Vec<u64>) {
+    fn join_read_round(&mut self, contexts: Vec<u64>) {
         let commit = self.log.commit();
         let RoleState::Leader(state) = &mut self.role else { return };
         if !state.round_open {
             self.broadcast_heartbeat();
         }
         let RoleState::Leader(state) = &mut self.role else { return };
-        let round = state.round;
-        match state.reads.back_mut() {
-            Some(pending) if pending.round == round => {
-                // A later read needs the commit index as of its arrival; a
-                // higher index is still correct for the earlier ones.
-                pending.index = commit;
-                pending.contexts.append(&mut contexts);
-            }
-            _ => state.reads.push_back(ReadRound { round, index: commit, contexts }),
-        }
+        state.join_read_round(commit, contexts);
         self.confirm_rounds();
     }
 
@@ -88,43 +75,8 @@ impl Paxos {
     /// and extends the lease.
     pub(super) fn confirm_rounds(&mut self) {
         let id = self.id();
-        let quorum = self.membership.quorum();
         let election_ticks = u64::from(self.options.election_ticks);
         let RoleState::Leader(state) = &mut self.role else { return };
-        let mut acked: Vec<u64> = self
-            .membership
-            .voters
-            .iter()
-            .map(|&voter| {
-                if voter == id {
-                    state.round
-                } else {
-                    state.progress.get(&voter).map_or(0, |p| p.acked_round)
-                }
-            })
-            .collect();
-        acked.sort_unstable_by(|a, b| b.cmp(a));
-        let confirmed = acked[quorum - 1];
-        if confirmed <= state.confirmed_round {
-            return;
-        }
-        state.confirmed_round = confirmed;
-        while let Some(&(round, tick)) = state.round_ticks.front() {
-            if round > confirmed {
-                break;
-            }
-            state.round_ticks.pop_front();
-            if round == confirmed {
-                // Voters that acknowledged will not elect anyone else before
-                // an election timeout on their clocks; one tick of margin.
-                state.lease_until_tick = state.lease_until_tick.max(tick + election_ticks - 1);
-            }
-        }
-        while state.reads.front().is_some_and(|r| r.round <= confirmed) {
-            let round = state.reads.pop_front().expect("checked");
-            let index = round.index;
-            self.reads
-                .extend(round.contexts.into_iter().map(|context| ReadState { context, index }));
-        }
+        state.confirm_read_rounds(&self.membership, id, election_ticks, &mut self.reads);
     }
 }

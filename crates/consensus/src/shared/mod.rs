@@ -8,4 +8,5 @@
 
 pub(crate) mod log;
 pub(crate) mod progress;
+pub(crate) mod read;
 pub(crate) mod snapshot;
