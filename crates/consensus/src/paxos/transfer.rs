@@ -1,6 +1,7 @@
 //! Leadership transfer (§3.10).
 
 use super::{Body, Paxos, RoleState};
+use crate::shared::membership::TransferStart;
 use crate::{Error, NodeId};
 
 impl Paxos {
@@ -10,21 +11,10 @@ impl Paxos {
         let RoleState::Leader(state) = &mut self.role else {
             return Err(Error::NotLeader { leader: self.leader });
         };
-        if target == id {
-            return Ok(());
-        }
-        if !self.membership.voters.contains(&target) {
-            return Err(Error::InvalidTransferTarget(target));
-        }
-        if let Some(transfer) = &state.transfer {
-            return if transfer.target == target { Ok(()) } else { Err(Error::TransferInProgress) };
-        }
-        state.transfer = Some(crate::shared::progress::Transfer { target, elapsed_ticks: 0 });
-        let caught_up = state.progress.get(&target).is_some_and(|p| p.match_index == last_index);
-        if caught_up {
-            self.send(target, Body::TimeoutNow);
-        } else {
-            self.send_accept(target, true);
+        match state.start_transfer(id, target, &self.membership, last_index)? {
+            TransferStart::Nothing => {}
+            TransferStart::TimeoutNow => self.send(target, Body::TimeoutNow),
+            TransferStart::CatchUp => self.send_accept(target, true),
         }
         Ok(())
     }

@@ -2,7 +2,7 @@
 //! commit fix; see the `raft` module documentation for why this method.
 
 use super::{Raft, RoleState};
-use crate::shared::progress::Progress;
+use crate::shared::membership::membership_at;
 use crate::{Error, Index, Membership, MembershipChange, Payload, Proposal};
 
 impl Raft {
@@ -54,30 +54,14 @@ impl Raft {
     }
 
     fn membership_at_with_index(&self, index: Index) -> (Membership, Index) {
-        assert!(index >= self.log.snapshot_index());
-        let first = self.log.first_index();
-        for entry in self.log.slice(first, index).iter().rev() {
-            if let Payload::Membership(membership) = &entry.payload {
-                return (membership.clone(), entry.index);
-            }
-        }
-        match &self.snapshot_membership {
-            Some(membership) => (membership.clone(), self.log.snapshot_index()),
-            None => (self.founding.clone(), 0),
-        }
+        membership_at(&self.log, index, self.snapshot_membership.as_ref(), &self.founding)
     }
 
     /// Keeps the leader's progress map equal to the other members.
     fn sync_progress(&mut self) {
         let id = self.id();
-        let next = self.log.last_index() + 1;
+        let next_index = self.log.last_index() + 1;
         let RoleState::Leader(state) = &mut self.role else { return };
-        state.progress.retain(|member, _| self.membership.contains(*member));
-        for member in self.membership.members().filter(|&m| m != id) {
-            state.progress.entry(member).or_insert_with(|| Progress::new(next));
-        }
-        if state.transfer.as_ref().is_some_and(|t| !self.membership.voters.contains(&t.target)) {
-            state.transfer = None;
-        }
+        state.sync_progress(&self.membership, id, next_index);
     }
 }

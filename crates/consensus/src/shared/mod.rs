@@ -7,6 +7,7 @@
 //! position is tagged with and what the tag means — stays in each engine.
 
 pub(crate) mod log;
+pub(crate) mod membership;
 pub(crate) mod progress;
 pub(crate) mod read;
 pub(crate) mod snapshot;
