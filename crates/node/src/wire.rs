@@ -37,7 +37,8 @@
 //! slices of the received buffer where the APIs allow it (a reply frame is
 //! copied once, because the RESP decoder works on a `BytesMut`).
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
+use consensus::wire::{put_bool, put_bytes, put_length, Reader};
 use consensus::WireError;
 use resp::{Frame, Limits, Protocol};
 
@@ -125,7 +126,7 @@ impl<M: consensus::Message> PeerMessage<M> {
 
     /// Decodes one message that occupies all of `bytes`.
     pub fn decode(bytes: Bytes) -> Result<Self, WireError> {
-        let mut reader = Reader { bytes };
+        let mut reader = Reader::new(bytes);
         let version = reader.u8("version")?;
         if version != VERSION {
             return Err(WireError::UnknownVersion(version));
@@ -205,27 +206,10 @@ pub(crate) fn encode_frame(frame: &Frame) -> Bytes {
 }
 
 pub(crate) fn decode_frame(bytes: Bytes) -> Result<Frame, WireError> {
-    let mut reader = Reader { bytes };
+    let mut reader = Reader::new(bytes);
     let frame = take_frame(&mut reader)?;
     reader.finish()?;
     Ok(frame)
-}
-
-fn put_bool(out: &mut BytesMut, value: bool) {
-    out.put_u8(u8::from(value));
-}
-
-/// Writes a `u32` length. A length beyond `u32` is a bug in the sender: no
-/// command, reply or engine message comes near 4 GiB (bulks stop at 512 MiB).
-fn put_length(out: &mut BytesMut, length: usize, field: &str) {
-    let length = u32::try_from(length)
-        .unwrap_or_else(|_| panic!("{field} of {length} does not fit the wire's u32"));
-    out.put_u32_le(length);
-}
-
-fn put_bytes(out: &mut BytesMut, bytes: &[u8], field: &str) {
-    put_length(out, bytes.len(), field);
-    out.put_slice(bytes);
 }
 
 fn put_arguments(out: &mut BytesMut, arguments: &[Bytes]) {
@@ -378,77 +362,6 @@ fn restore_null_arrays(frame: &mut Frame, positions: &[u32]) -> Result<(), WireE
     match positions.next() {
         None => Ok(()),
         Some(_) => Err(WireError::Invalid { field, reason: "position past the frame" }),
-    }
-}
-
-/// Reads fields off the front of a frame, checking each against what remains.
-struct Reader {
-    bytes: Bytes,
-}
-
-impl Reader {
-    fn remaining_bytes(&self) -> u64 {
-        self.bytes.len() as u64
-    }
-
-    fn need(&self, field: &'static str, needed_bytes: u64) -> Result<(), WireError> {
-        let remaining_bytes = self.remaining_bytes();
-        if needed_bytes > remaining_bytes {
-            return Err(WireError::Truncated { field, needed_bytes, remaining_bytes });
-        }
-        Ok(())
-    }
-
-    fn u8(&mut self, field: &'static str) -> Result<u8, WireError> {
-        self.need(field, 1)?;
-        Ok(self.bytes.get_u8())
-    }
-
-    fn u32(&mut self, field: &'static str) -> Result<u32, WireError> {
-        self.need(field, 4)?;
-        Ok(self.bytes.get_u32_le())
-    }
-
-    fn u64(&mut self, field: &'static str) -> Result<u64, WireError> {
-        self.need(field, 8)?;
-        Ok(self.bytes.get_u64_le())
-    }
-
-    fn bool(&mut self, field: &'static str) -> Result<bool, WireError> {
-        match self.u8(field)? {
-            0 => Ok(false),
-            1 => Ok(true),
-            _ => Err(WireError::Invalid { field, reason: "a boolean is 0 or 1" }),
-        }
-    }
-
-    /// A `u32` count of elements that each occupy at least `element_bytes_min`
-    /// bytes; refused unless that many could follow.
-    fn count(&mut self, field: &'static str, element_bytes_min: u64) -> Result<usize, WireError> {
-        assert!(element_bytes_min >= 1);
-        let count = self.u32(field)?;
-        self.need(field, u64::from(count) * element_bytes_min)?;
-        Ok(usize::try_from(count).expect("a count that fits in the frame fits in usize"))
-    }
-
-    /// A `u32` length and that many bytes, sliced from the frame (no copy).
-    fn bytes(&mut self, field: &'static str) -> Result<Bytes, WireError> {
-        let length = self.u32(field)?;
-        self.need(field, u64::from(length))?;
-        Ok(self.bytes.split_to(length as usize))
-    }
-
-    fn string(&mut self, field: &'static str) -> Result<String, WireError> {
-        let bytes = self.bytes(field)?;
-        String::from_utf8(bytes.to_vec())
-            .map_err(|_| WireError::Invalid { field, reason: "not UTF-8" })
-    }
-
-    fn finish(self) -> Result<(), WireError> {
-        match self.remaining_bytes() {
-            0 => Ok(()),
-            left_over => Err(WireError::TrailingBytes(left_over)),
-        }
     }
 }
 
