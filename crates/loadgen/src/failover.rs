@@ -4,11 +4,15 @@
 //! reply, a timeout or a broken connection moves to the next node in the list
 //! and reconnects, so the run keeps writing through whichever nodes live.
 //!
-//! The report gives the longest stretch of time with no successful write
-//! across all writers, counted from the start of the run, between successes,
-//! and up to the end of the run (so a cluster that never recovers shows the
-//! whole tail as the gap). The caller kills a node during the run and reads
-//! where the gap falls to see it lines up with the kill.
+//! With `kill`, the run itself sends SIGKILL (through `kill(1)`) to a given
+//! process at a given time, so the kill and the writes share one clock, and
+//! the report gives the gap around the kill: from the last successful write
+//! before it to the first one after it, and how long after the kill that first
+//! write came (`unavailable`; the rest of the run if none came).
+//!
+//! It also gives the longest stretch of time with no successful write at all,
+//! counted from the start of the run, between successes, and up to the end of
+//! the run, so stalls that have nothing to do with the kill show up too.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,6 +33,8 @@ pub struct FailoverSettings {
     pub writers: usize,
     pub duration: Duration,
     pub request_timeout: Duration,
+    /// Send SIGKILL to this process id this long into the run.
+    pub kill: Option<(u32, Duration)>,
 }
 
 impl FailoverSettings {
@@ -45,6 +51,11 @@ impl FailoverSettings {
         if self.request_timeout.is_zero() || self.request_timeout > Duration::from_secs(60) {
             bail!("request timeout must be between 1 ms and 60 s");
         }
+        if let Some((pid, after)) = self.kill {
+            if pid <= 1 || after >= self.duration {
+                bail!("the kill needs a process id above 1 and a time within the run");
+            }
+        }
         Ok(())
     }
 }
@@ -60,12 +71,27 @@ pub struct FailoverReport {
     /// When that gap began and ended, from the start of the run.
     pub gap_start: Duration,
     pub gap_end: Duration,
+    /// The kill, when one was asked for.
+    pub kill: Option<KillReport>,
+}
+
+/// Writes around the kill.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KillReport {
+    /// When SIGKILL was sent, from the start of the run.
+    pub at: Duration,
+    /// The last success before the kill (zero if none) and the first after it
+    /// (`None` if the run ended without one).
+    pub last_before: Duration,
+    pub first_after: Option<Duration>,
+    /// From the kill to the first success after it, or to the end of the run.
+    pub unavailable: Duration,
 }
 
 impl FailoverReport {
     /// One line of `name=value` pairs.
     pub fn line(&self) -> String {
-        format!(
+        let mut line = format!(
             "writes={} failures={} elapsed_seconds={:.3} max_gap_ms={} gap_start_ms={} \
              gap_end_ms={}",
             self.writes,
@@ -74,7 +100,21 @@ impl FailoverReport {
             self.gap.as_millis(),
             self.gap_start.as_millis(),
             self.gap_end.as_millis(),
-        )
+        );
+        if let Some(kill) = &self.kill {
+            let first_after =
+                kill.first_after.map_or("none".to_string(), |time| time.as_millis().to_string());
+            line += &format!(
+                " kill_ms={} last_write_before_kill_ms={} first_write_after_kill_ms={} \
+                 unavailable_ms={} recovered={}",
+                kill.at.as_millis(),
+                kill.last_before.as_millis(),
+                first_after,
+                kill.unavailable.as_millis(),
+                kill.first_after.is_some(),
+            );
+        }
+        line
     }
 }
 
@@ -96,6 +136,20 @@ pub async fn run(settings: FailoverSettings) -> Result<FailoverReport> {
             tokio::spawn(async move { write(&settings, writer, started).await })
         })
         .collect();
+    let killer = settings.kill.map(|(pid, after)| {
+        tokio::spawn(async move {
+            tokio::time::sleep_until((started + after).into()).await;
+            let at = started.elapsed();
+            let status = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status()
+                .context("running kill")?;
+            if !status.success() {
+                bail!("kill -KILL {pid} failed: {status}");
+            }
+            Ok(at)
+        })
+    });
     let mut successes = Vec::new();
     let mut failures = 0;
     for task in tasks {
@@ -104,7 +158,15 @@ pub async fn run(settings: FailoverSettings) -> Result<FailoverReport> {
         failures += tally.failures;
     }
     let elapsed = started.elapsed();
-    let (gap, gap_start, gap_end) = longest_gap(&mut successes, elapsed.max(settings.duration));
+    let end = elapsed.max(settings.duration);
+    let (gap, gap_start, gap_end) = longest_gap(&mut successes, end);
+    let kill = match killer {
+        None => None,
+        Some(task) => {
+            let at = task.await.context("kill task panicked")??;
+            Some(around(&successes, at, end))
+        }
+    };
     Ok(FailoverReport {
         writes: successes.len() as u64,
         failures,
@@ -112,6 +174,7 @@ pub async fn run(settings: FailoverSettings) -> Result<FailoverReport> {
         gap,
         gap_start,
         gap_end,
+        kill,
     })
 }
 
@@ -164,11 +227,48 @@ pub fn longest_gap(successes: &mut [Duration], end: Duration) -> (Duration, Dura
     best
 }
 
+/// The successes on either side of `at` in sorted `successes`, and how long
+/// after `at` the first one came (or `end - at` if none did).
+pub fn around(successes: &[Duration], at: Duration, end: Duration) -> KillReport {
+    let split = successes.partition_point(|&time| time <= at);
+    let last_before = split.checked_sub(1).map_or(Duration::ZERO, |index| successes[index]);
+    let first_after = successes.get(split).copied();
+    let unavailable = first_after.unwrap_or(end).saturating_sub(at);
+    KillReport { at, last_before, first_after, unavailable }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
-    use super::longest_gap;
+    use super::{around, longest_gap, KillReport};
+
+    /// The writes on either side of the kill bound the unavailability; none after means the rest.
+    #[test]
+    fn finds_the_writes_around_the_kill() {
+        let successes = [ms(10), ms(20), ms(900), ms(950)];
+        let expected = KillReport {
+            at: ms(25),
+            last_before: ms(20),
+            first_after: Some(ms(900)),
+            unavailable: ms(875),
+        };
+        assert_eq!(around(&successes, ms(25), ms(1000)), expected);
+        let expected = KillReport {
+            at: ms(960),
+            last_before: ms(950),
+            first_after: None,
+            unavailable: ms(40),
+        };
+        assert_eq!(around(&successes, ms(960), ms(1000)), expected);
+        let expected = KillReport {
+            at: ms(5),
+            last_before: ms(0),
+            first_after: Some(ms(10)),
+            unavailable: ms(5),
+        };
+        assert_eq!(around(&successes, ms(5), ms(1000)), expected);
+    }
 
     fn ms(value: u64) -> Duration {
         Duration::from_millis(value)

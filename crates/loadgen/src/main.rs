@@ -11,7 +11,7 @@
 //!         [--count 100] [--block-ms 100] [--duration-seconds 10]
 //!         [--drain-seconds 30] [--backlog 10000] [--stream queue] [--group workers]
 //! loadgen failover --addresses A,B,C [--writers 4] [--duration-seconds 10]
-//!         [--request-timeout-ms 200]
+//!         [--request-timeout-ms 200] [--kill-pid PID --kill-after-ms MS]
 //! ```
 //!
 //! Prints one line of `name=value` pairs (see the `line` method of each report).
@@ -147,6 +147,13 @@ fn parse(arguments: &[String]) -> Result<Command> {
                 writers: options.number("writers", 4)? as usize,
                 duration: options.seconds("duration-seconds", 10)?,
                 request_timeout: Duration::from_millis(options.number("request-timeout-ms", 200)?),
+                kill: match options.text("kill-pid") {
+                    None => None,
+                    Some(pid) => Some((
+                        pid.parse().with_context(|| format!("--kill-pid {pid}"))?,
+                        Duration::from_millis(options.number("kill-after-ms", 4000)?),
+                    )),
+                },
             })
         }
         _ => bail!("{USAGE}"),

@@ -291,6 +291,7 @@ async fn failover_measures_the_gap_around_a_frozen_node() {
         writers: 1,
         duration: Duration::from_millis(600),
         request_timeout: Duration::from_millis(100),
+        kill: None,
     };
     let freezer = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -305,6 +306,27 @@ async fn failover_measures_the_gap_around_a_frozen_node() {
     assert!(report.gap < Duration::from_millis(350), "{}", report.line());
     let start_ms = report.gap_start.as_millis();
     assert!((150..=300).contains(&start_ms), "{}", report.line());
+}
+
+/// The run kills the given process at the given time and measures writes around it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_kills_the_process_on_time() {
+    let mut victim = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+    let settings = FailoverSettings {
+        addresses: vec![listen(Shared::default()).await],
+        writers: 2,
+        duration: Duration::from_millis(400),
+        request_timeout: Duration::from_millis(100),
+        kill: Some((victim.id(), Duration::from_millis(200))),
+    };
+    let report = loadgen::failover::run(settings).await.unwrap();
+    let status = victim.wait().unwrap();
+    assert!(!status.success(), "the victim was killed, not left to finish");
+    let kill = report.kill.clone().unwrap();
+    assert!((200..300).contains(&kill.at.as_millis()), "{}", report.line());
+    // The fake kept answering, so writes went on right after the kill.
+    assert!(kill.first_after.is_some() && kill.unavailable < Duration::from_millis(50));
+    assert!(kill.last_before <= kill.at, "{}", report.line());
 }
 
 /// etcd's lease and lock endpoints, one keep-alive connection at a time.
