@@ -16,15 +16,6 @@ impl Log {
         self.term_at(index)
     }
 
-    /// The first index of the run of equal ballots that contains `index`.
-    pub(super) fn first_index_of_ballot_at(&self, index: Index) -> Index {
-        self.first_index_of_term_at(index)
-    }
-
-    pub(super) fn last_index_of_ballot(&self, ballot: Ballot) -> Option<Index> {
-        self.last_index_of_term(ballot)
-    }
-
     /// The log's rank for value recovery: (tag of the last entry, length).
     pub(super) fn rank(&self) -> (Ballot, Index) {
         (self.last_ballot(), self.last_index())

@@ -111,19 +111,7 @@ impl Paxos {
         let ticks = self.ticks;
         let commit = self.log.commit();
         let RoleState::Leader(state) = &mut self.role else { return };
-        state.heartbeat_elapsed_ticks = 0;
-        state.round += 1;
-        state.round_open = true;
-        let round = state.round;
-        if state.transfer.is_none() {
-            // Voters may vote for the transfer target at any moment, so
-            // rounds started during a transfer promise nothing.
-            state.round_ticks.push_back((round, ticks));
-        }
-        // Rounds older than an election timeout cannot extend a lease.
-        while state.round_ticks.len() > 2 * self.options.election_ticks as usize + 2 {
-            state.round_ticks.pop_front();
-        }
+        let round = state.start_heartbeat_round(ticks, self.options.election_ticks);
         let heartbeats: Vec<(NodeId, Index)> =
             state.progress.iter().map(|(&id, p)| (id, p.match_index.min(commit))).collect();
         for (to, commit) in heartbeats {
@@ -154,12 +142,7 @@ impl Paxos {
             prev_ballot = self.log.ballot_at(commit).expect("commit index in the log");
         }
         if self.log.ballot_at(prev_index) != Some(prev_ballot) {
-            let (hint_index, hint_ballot) = if prev_index > self.log.last_index() {
-                (self.log.last_index(), 0)
-            } else {
-                let term = self.log.ballot_at(prev_index).expect("in the log");
-                (self.log.first_index_of_ballot_at(prev_index), term)
-            };
+            let (hint_index, hint_ballot) = self.log.conflict_hint(prev_index);
             let body =
                 Body::Accepted { success: false, index: prev_index, hint_index, hint_ballot };
             self.send(from, body);
@@ -234,14 +217,7 @@ impl Paxos {
         if stale {
             return;
         }
-        let next = if hint_ballot == 0 {
-            hint_index + 1
-        } else {
-            match self.log.last_index_of_ballot(hint_ballot) {
-                Some(last_of_ballot) => last_of_ballot + 1,
-                None => hint_index,
-            }
-        };
+        let next = self.log.next_index_from_hint(hint_index, hint_ballot);
         let RoleState::Leader(state) = &mut self.role else { unreachable!() };
         let progress = state.progress.get_mut(&from).expect("checked above");
         progress.become_probe(next.min(index));
@@ -289,24 +265,12 @@ impl Paxos {
     /// Returns whether it advanced.
     pub(super) fn maybe_commit(&mut self) -> bool {
         let RoleState::Leader(state) = &self.role else { return false };
-        let mut matched: Vec<Index> = self
-            .membership
-            .voters
-            .iter()
-            .map(|&voter| {
-                if voter == self.id() {
-                    self.log.last_index()
-                } else {
-                    state.progress.get(&voter).map_or(0, |p| p.match_index)
-                }
-            })
-            .collect();
-        matched.sort_unstable_by(|a, b| b.cmp(a));
         let mut quorum = self.membership.quorum();
         if bug!(self, ChooseWithoutQuorum) {
             quorum = (quorum - 1).max(1);
         }
-        let candidate = matched[quorum - 1];
+        let candidate =
+            state.quorum_match_index(&self.membership, self.id(), self.log.last_index(), quorum);
         if candidate <= self.log.commit() || self.log.ballot_at(candidate) != Some(self.ballot) {
             return false;
         }

@@ -160,6 +160,34 @@ impl Log {
             .map(|e| e.index)
     }
 
+    /// Where a leader should retry after this log refused an append at
+    /// `prev_index` (fast backtracking, Raft dissertation §3.5): the first index of the
+    /// term held there and that term, or, when the log has no entry there,
+    /// its last index and term zero.
+    pub(crate) fn conflict_hint(&self, prev_index: Index) -> (Index, Term) {
+        if prev_index > self.last_index() {
+            (self.last_index(), 0)
+        } else {
+            let term = self.term_at(prev_index).expect("in the log");
+            (self.first_index_of_term_at(prev_index), term)
+        }
+    }
+
+    /// The leader's side of [`Log::conflict_hint`]: the next index to try for
+    /// a follower that answered (`hint_index`, `hint_term`). With the hint's
+    /// term in this log, skip past its last entry of that term; without it,
+    /// start at the hint's first index of that term.
+    pub(crate) fn next_index_from_hint(&self, hint_index: Index, hint_term: Term) -> Index {
+        if hint_term == 0 {
+            hint_index + 1
+        } else {
+            match self.last_index_of_term(hint_term) {
+                Some(last_of_term) => last_of_term + 1,
+                None => hint_index,
+            }
+        }
+    }
+
     pub(crate) fn commit_to(&mut self, index: Index) -> bool {
         assert!(
             index <= self.last_index(),
@@ -251,5 +279,32 @@ fn payload_bytes(entry: &Entry) -> usize {
         crate::Payload::Command(bytes) => bytes.len(),
         crate::Payload::Noop => 0,
         crate::Payload::Membership(membership) => 8 * membership.members().count(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Payload;
+
+    fn log_of_terms(terms: &[Term]) -> Log {
+        let entries = terms
+            .iter()
+            .zip(1..)
+            .map(|(&term, index)| Entry { index, term, payload: Payload::Noop })
+            .collect();
+        Log::restore_durable(None, entries, 0)
+    }
+
+    #[test]
+    fn conflict_hints_lead_the_leader_past_whole_terms() {
+        // Goal: a refusal names the first index of the conflicting term, and the leader skips it.
+        let follower = log_of_terms(&[1, 1, 2, 2, 2]);
+        assert_eq!(follower.conflict_hint(4), (3, 2));
+        assert_eq!(follower.conflict_hint(9), (5, 0));
+        let leader = log_of_terms(&[1, 1, 2, 3, 3, 3]);
+        assert_eq!(leader.next_index_from_hint(3, 2), 4, "past the leader's last entry of term 2");
+        assert_eq!(leader.next_index_from_hint(3, 7), 3, "an unknown term: retry at its start");
+        assert_eq!(leader.next_index_from_hint(5, 0), 6, "a short log: right after its end");
     }
 }

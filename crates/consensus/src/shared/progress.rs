@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use crate::{Index, NodeId, Snapshot};
+use crate::{Index, Membership, NodeId, Snapshot};
 
 pub(crate) struct Progress {
     pub(crate) match_index: Index,
@@ -158,6 +158,47 @@ impl LeaderState {
             reads_waiting: Vec::new(),
             broadcast_pending: false,
         }
+    }
+
+    /// Starts a heartbeat round at tick `ticks` and returns its number.
+    /// Rounds started during a transfer are not remembered for the lease
+    /// (voters may vote for the target at any moment), nor are rounds older
+    /// than an election timeout of `election_ticks`.
+    pub(crate) fn start_heartbeat_round(&mut self, ticks: u64, election_ticks: u32) -> u64 {
+        self.heartbeat_elapsed_ticks = 0;
+        self.round += 1;
+        self.round_open = true;
+        if self.transfer.is_none() {
+            self.round_ticks.push_back((self.round, ticks));
+        }
+        while self.round_ticks.len() > 2 * election_ticks as usize + 2 {
+            self.round_ticks.pop_front();
+        }
+        self.round
+    }
+
+    /// The highest index that `quorum` voters of `membership` store, the
+    /// leader `id` counting with its own `last_index`.
+    pub(crate) fn quorum_match_index(
+        &self,
+        membership: &Membership,
+        id: NodeId,
+        last_index: Index,
+        quorum: usize,
+    ) -> Index {
+        let mut matched: Vec<Index> = membership
+            .voters
+            .iter()
+            .map(|&voter| {
+                if voter == id {
+                    last_index
+                } else {
+                    self.progress.get(&voter).map_or(0, |p| p.match_index)
+                }
+            })
+            .collect();
+        matched.sort_unstable_by(|a, b| b.cmp(a));
+        matched[quorum - 1]
     }
 
     pub(crate) fn pending_read_count(&self) -> usize {
