@@ -189,14 +189,7 @@ impl Raft {
             if index > last_index {
                 return; // Not from this term's log: ignore.
             }
-            let news = progress.update_match(index);
-            match progress.state {
-                ProgressState::Probe { .. } => progress.become_replicate(),
-                ProgressState::Snapshot(ref transfer) if index >= transfer.snapshot.index => {
-                    progress.become_probe(index + 1);
-                }
-                _ => {}
-            }
+            let news = progress.append_succeeded(index);
             let caught_up = progress.match_index == last_index;
             let transfer_ready = state.transfer.as_ref().is_some_and(|t| t.target == from);
             if news && self.maybe_commit() {
@@ -209,12 +202,7 @@ impl Raft {
             self.send_append(from, false);
             return;
         }
-        let stale = match progress.state {
-            ProgressState::Replicate => index <= progress.match_index,
-            ProgressState::Probe { .. } => index + 1 != progress.next_index,
-            ProgressState::Snapshot(_) => true,
-        };
-        if stale {
+        if progress.is_stale_refusal(index) {
             return;
         }
         let next = self.log.next_index_from_hint(hint_index, hint_term);

@@ -88,6 +88,31 @@ impl Progress {
         news
     }
 
+    /// An append succeeded up to `index`: records the match, moves a probing
+    /// follower to Replicate and one that has reached its snapshot's index
+    /// back to Probe after it. Returns whether the match is news.
+    pub(crate) fn append_succeeded(&mut self, index: Index) -> bool {
+        let news = self.update_match(index);
+        match self.state {
+            ProgressState::Probe { .. } => self.become_replicate(),
+            ProgressState::Snapshot(ref transfer) if index >= transfer.snapshot.index => {
+                self.become_probe(index + 1);
+            }
+            _ => {}
+        }
+        news
+    }
+
+    /// Whether a refusal of the append at `index` answers an append older
+    /// than the one this progress waits on, so it says nothing new.
+    pub(crate) fn is_stale_refusal(&self, index: Index) -> bool {
+        match self.state {
+            ProgressState::Replicate => index <= self.match_index,
+            ProgressState::Probe { .. } => index + 1 != self.next_index,
+            ProgressState::Snapshot(_) => true,
+        }
+    }
+
     /// An append was sent covering entries up to `last_index` (if any).
     pub(crate) fn sent_append(&mut self, last_index: Option<Index>) {
         match &mut self.state {
