@@ -4,7 +4,7 @@
 
 use super::message::Ballot;
 use super::{Body, Paxos, RoleState};
-use crate::shared::progress::{LeaderState, Progress, ProgressState};
+use crate::shared::progress::{HeartbeatFollowUp, LeaderState, Progress};
 use crate::{Entry, Error, Index, NodeId, Payload, Proposal};
 
 impl Paxos {
@@ -217,26 +217,11 @@ impl Paxos {
         let inflight_max = self.options.inflight_appends_max;
         let RoleState::Leader(state) = &mut self.role else { return };
         let Some(progress) = state.progress.get_mut(&from) else { return };
-        progress.recent_active = true;
-        progress.acked_round = progress.acked_round.max(round.min(state.round));
-        match &mut progress.state {
-            ProgressState::Snapshot(_) => self.send_snapshot_chunk(from),
-            ProgressState::Probe { paused } => {
-                *paused = false;
-                if progress.match_index < last_index {
-                    self.send_accept(from, true);
-                }
-            }
-            ProgressState::Replicate => {
-                // Appends may have been lost: free a slot and send one, which
-                // the follower rejects if it has a gap, moving us to Probe.
-                if progress.match_index < last_index {
-                    if progress.inflight.len() >= inflight_max {
-                        progress.inflight.pop_front();
-                    }
-                    self.send_accept(from, true);
-                }
-            }
+        let latest_round = state.round;
+        match progress.heartbeat_acknowledged(round, latest_round, last_index, inflight_max) {
+            HeartbeatFollowUp::Nothing => {}
+            HeartbeatFollowUp::SnapshotChunk => self.send_snapshot_chunk(from),
+            HeartbeatFollowUp::Append => self.send_accept(from, true),
         }
         self.confirm_rounds();
     }

@@ -34,6 +34,15 @@ pub(crate) enum ProgressState {
     Snapshot(SnapshotTransfer),
 }
 
+/// What a leader sends a follower that answered a heartbeat.
+pub(crate) enum HeartbeatFollowUp {
+    Nothing,
+    /// Resend the snapshot chunk in flight (it or its answer may be lost).
+    SnapshotChunk,
+    /// Send the next append (its predecessor or its answer may be lost).
+    Append,
+}
+
 /// One snapshot being sent, stop-and-wait: one chunk in flight, resent on
 /// every heartbeat response until acknowledged.
 pub(crate) struct SnapshotTransfer {
@@ -110,6 +119,38 @@ impl Progress {
             ProgressState::Replicate => index <= self.match_index,
             ProgressState::Probe { .. } => index + 1 != self.next_index,
             ProgressState::Snapshot(_) => true,
+        }
+    }
+
+    /// The follower acknowledged heartbeat `round` (`latest_round` being the
+    /// leader's latest); the leader's log ends at `last_index`. Returns what
+    /// to send next: the heartbeat stands in for a lost message, so a probe
+    /// is unpaused and a full window frees its oldest slot.
+    pub(crate) fn heartbeat_acknowledged(
+        &mut self,
+        round: u64,
+        latest_round: u64,
+        last_index: Index,
+        inflight_appends_max: usize,
+    ) -> HeartbeatFollowUp {
+        self.recent_active = true;
+        self.acked_round = self.acked_round.max(round.min(latest_round));
+        let behind = self.match_index < last_index;
+        match &mut self.state {
+            ProgressState::Snapshot(_) => return HeartbeatFollowUp::SnapshotChunk,
+            ProgressState::Probe { paused } => *paused = false,
+            ProgressState::Replicate => {
+                // Appends may have been lost: free a slot and send one, which
+                // the follower rejects if it has a gap, moving us to Probe.
+                if behind && self.inflight.len() >= inflight_appends_max {
+                    self.inflight.pop_front();
+                }
+            }
+        }
+        if behind {
+            HeartbeatFollowUp::Append
+        } else {
+            HeartbeatFollowUp::Nothing
         }
     }
 
