@@ -7,7 +7,11 @@
 //!
 //! Engines: [`raft::Raft`] (default) and [`paxos::Paxos`] (Multi-Paxos),
 //! both implementing the same [`Engine`] trait; nothing outside an engine may
-//! depend on its internals.
+//! depend on its internals. Where the two engines do the same thing (the log,
+//! leader progress and flow control, ReadIndex rounds, snapshot transfer,
+//! membership bookkeeping) one private `shared` module serves both. The
+//! bounded frame [`wire::Reader`] and its writers are public so the node's
+//! peer protocol decodes with the same code.
 //!
 //! # The driver loop
 //!

@@ -1,6 +1,6 @@
 //! Becoming leader, proposing, and phase 2 (PMS §2.2, §3; PML §4.1):
 //! pipelined, batched accepts with flow control per acceptor (see
-//! `progress`), and the rule deciding when a slot is chosen.
+//! `shared::progress`), and the rule deciding when a slot is chosen.
 
 use super::message::Ballot;
 use super::{Body, Paxos, RoleState};

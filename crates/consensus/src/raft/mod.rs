@@ -33,7 +33,7 @@
 //! timeout steps down (§6.2).
 //!
 //! **Replication (§3.5).** Per follower, the leader keeps `match` and `next`
-//! and a flow-control state (see [`progress`]): probing one append at a
+//! and a flow-control state (see `shared::progress`): probing one append at a
 //! time, or pipelining up to `inflight_appends_max` appends of at most
 //! `append_entries_max` entries and `append_bytes_max` payload bytes. A
 //! follower that rejects an append hints where the logs may match (the term

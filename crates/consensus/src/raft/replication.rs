@@ -1,5 +1,5 @@
 //! Becoming leader, proposing, and log replication (§3.5, §3.6.2, §10.2.1
-//! pipelining), with flow control per follower (see `progress`).
+//! pipelining), with flow control per follower (see `shared::progress`).
 
 use super::{Body, Raft, RoleState};
 use crate::shared::progress::{HeartbeatFollowUp, LeaderState, Progress};
