@@ -6,9 +6,12 @@
 //!
 //! With `kill`, the run itself sends SIGKILL (through `kill(1)`) to a given
 //! process at a given time, so the kill and the writes share one clock, and
-//! the report gives the gap around the kill: from the last successful write
-//! before it to the first one after it, and how long after the kill that first
-//! write came (`unavailable`; the rest of the run if none came).
+//! the report gives the unavailability it caused: the longest gap between
+//! successful writes that begins between the last success before the kill and
+//! `request_timeout` after it. (Writes already in flight complete in the first
+//! milliseconds after the signal, so "the first success after the kill" would
+//! often be one of those, not the recovery.) A gap with no success after it
+//! runs to the end of the run and is reported as not recovered.
 //!
 //! It also gives the longest stretch of time with no successful write at all,
 //! counted from the start of the run, between successes, and up to the end of
@@ -80,11 +83,11 @@ pub struct FailoverReport {
 pub struct KillReport {
     /// When SIGKILL was sent, from the start of the run.
     pub at: Duration,
-    /// The last success before the kill (zero if none) and the first after it
-    /// (`None` if the run ended without one).
-    pub last_before: Duration,
-    pub first_after: Option<Duration>,
-    /// From the kill to the first success after it, or to the end of the run.
+    /// The gap the kill caused: the success it began at (zero if none came
+    /// before) and the one it ended at (`None`: the run ended first).
+    pub gap_start: Duration,
+    pub gap_end: Option<Duration>,
+    /// Its length (to the end of the run if it never ended).
     pub unavailable: Duration,
 }
 
@@ -102,16 +105,16 @@ impl FailoverReport {
             self.gap_end.as_millis(),
         );
         if let Some(kill) = &self.kill {
-            let first_after =
-                kill.first_after.map_or("none".to_string(), |time| time.as_millis().to_string());
+            let gap_end =
+                kill.gap_end.map_or("none".to_string(), |time| time.as_millis().to_string());
             line += &format!(
-                " kill_ms={} last_write_before_kill_ms={} first_write_after_kill_ms={} \
-                 unavailable_ms={} recovered={}",
+                " kill_ms={} kill_gap_start_ms={} kill_gap_end_ms={} unavailable_ms={} \
+                 recovered={}",
                 kill.at.as_millis(),
-                kill.last_before.as_millis(),
-                first_after,
+                kill.gap_start.as_millis(),
+                gap_end,
                 kill.unavailable.as_millis(),
-                kill.first_after.is_some(),
+                kill.gap_end.is_some(),
             );
         }
         line
@@ -164,7 +167,7 @@ pub async fn run(settings: FailoverSettings) -> Result<FailoverReport> {
         None => None,
         Some(task) => {
             let at = task.await.context("kill task panicked")??;
-            Some(around(&successes, at, end))
+            Some(around(&successes, at, settings.request_timeout, end))
         }
     };
     Ok(FailoverReport {
@@ -227,14 +230,32 @@ pub fn longest_gap(successes: &mut [Duration], end: Duration) -> (Duration, Dura
     best
 }
 
-/// The successes on either side of `at` in sorted `successes`, and how long
-/// after `at` the first one came (or `end - at` if none did).
-pub fn around(successes: &[Duration], at: Duration, end: Duration) -> KillReport {
+/// The longest gap in sorted `successes` (closed by `end` when none follows)
+/// that begins at the last success at or before `at`, or at any success up to
+/// `window` after it.
+pub fn around(successes: &[Duration], at: Duration, window: Duration, end: Duration) -> KillReport {
     let split = successes.partition_point(|&time| time <= at);
-    let last_before = split.checked_sub(1).map_or(Duration::ZERO, |index| successes[index]);
-    let first_after = successes.get(split).copied();
-    let unavailable = first_after.unwrap_or(end).saturating_sub(at);
-    KillReport { at, last_before, first_after, unavailable }
+    let first = split.saturating_sub(1);
+    let mut best = KillReport { at, gap_start: Duration::ZERO, gap_end: None, unavailable: end };
+    if split == 0 {
+        // No success before the kill: the gap runs from the start of the run.
+        best.gap_end = successes.first().copied();
+        best.unavailable = best.gap_end.unwrap_or(end);
+    } else {
+        best.unavailable = Duration::ZERO;
+    }
+    for index in first..successes.len() {
+        let start = successes[index];
+        if start > at + window {
+            break;
+        }
+        let next = successes.get(index + 1).copied();
+        let gap = next.unwrap_or(end).saturating_sub(start);
+        if gap > best.unavailable {
+            best = KillReport { at, gap_start: start, gap_end: next, unavailable: gap };
+        }
+    }
+    best
 }
 
 #[cfg(test)]
@@ -243,31 +264,34 @@ mod tests {
 
     use super::{around, longest_gap, KillReport};
 
-    /// The writes on either side of the kill bound the unavailability; none after means the rest.
+    /// The gap the kill caused is found even after writes that were in flight at the kill.
     #[test]
-    fn finds_the_writes_around_the_kill() {
-        let successes = [ms(10), ms(20), ms(900), ms(950)];
+    fn finds_the_gap_the_kill_caused() {
+        let successes = [ms(10), ms(20), ms(26), ms(27), ms(900), ms(950)];
         let expected = KillReport {
             at: ms(25),
-            last_before: ms(20),
-            first_after: Some(ms(900)),
-            unavailable: ms(875),
+            gap_start: ms(27),
+            gap_end: Some(ms(900)),
+            unavailable: ms(873),
         };
-        assert_eq!(around(&successes, ms(25), ms(1000)), expected);
+        assert_eq!(around(&successes, ms(25), ms(100), ms(1000)), expected);
+        // A gap that begins after the window is not the kill's.
+        let late = [ms(10), ms(20), ms(30), ms(500), ms(990)];
         let expected = KillReport {
-            at: ms(960),
-            last_before: ms(950),
-            first_after: None,
-            unavailable: ms(40),
+            at: ms(15),
+            gap_start: ms(30),
+            gap_end: Some(ms(500)),
+            unavailable: ms(470),
         };
-        assert_eq!(around(&successes, ms(960), ms(1000)), expected);
-        let expected = KillReport {
-            at: ms(5),
-            last_before: ms(0),
-            first_after: Some(ms(10)),
-            unavailable: ms(5),
-        };
-        assert_eq!(around(&successes, ms(5), ms(1000)), expected);
+        assert_eq!(around(&late, ms(15), ms(20), ms(1000)), expected);
+        // No success after the kill: not recovered, the gap runs to the end.
+        let expected =
+            KillReport { at: ms(960), gap_start: ms(950), gap_end: None, unavailable: ms(50) };
+        assert_eq!(around(&successes, ms(960), ms(100), ms(1000)), expected);
+        // No success before it: the gap runs from the start.
+        let expected =
+            KillReport { at: ms(5), gap_start: ms(0), gap_end: Some(ms(10)), unavailable: ms(10) };
+        assert_eq!(around(&successes, ms(5), ms(1), ms(1000)), expected);
     }
 
     fn ms(value: u64) -> Duration {
