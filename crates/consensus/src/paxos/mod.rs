@@ -38,6 +38,9 @@
 //! length), and the proposer recovers, for all its slots at once, the
 //! highest log among its phase-1 quorum and its own: it adopts that log,
 //! fetching the rest of it from its owner batch by batch, before it leads.
+//! Each batch is merged as an acceptor merges an `Accept`: only conflicting
+//! entries are replaced, so a fetch cut short never takes from the proposer
+//! an accepted (possibly chosen) value that the two logs share.
 //! This is P2c's "value of the highest-numbered proposal" applied to the
 //! whole suffix; a proposer that sees a higher log it cannot obtain (its
 //! owner compacted past the proposer's commit index) abandons the ballot.

@@ -30,6 +30,9 @@ pub(super) struct Phase1 {
     best: Best,
     /// The owner of the best log, while its remaining batches are fetched.
     fetching: Option<NodeId>,
+    /// The last slot where this replica's log is known to equal the best
+    /// log; the next batch is fetched after it.
+    fetched_index: Index,
 }
 
 struct Best {
@@ -201,6 +204,7 @@ impl Paxos {
             highest_rank: rank,
             best: Best { node: self.id(), rank, entries: Vec::new() },
             fetching: None,
+            fetched_index: prev_index,
         }));
         self.record_promise(self.id());
         if !matches!(self.role, RoleState::Candidate(_)) {
@@ -243,7 +247,7 @@ impl Paxos {
         }
         let RoleState::Candidate(phase1) = &mut self.role else { return };
         if phase1.fetching == Some(from) {
-            if reply.granted && reply.prev_index == self.log.last_index() {
+            if reply.granted && reply.prev_index == phase1.fetched_index {
                 self.continue_fetch(from, reply);
             }
             return;
@@ -301,38 +305,58 @@ impl Paxos {
         let best_node = phase1.best.node;
         let entries = std::mem::take(&mut phase1.best.entries);
         let best_last_index = phase1.best.rank.1;
-        let prev_index = phase1.prev_index;
         phase1.fetching = Some(best_node);
-        if prev_index < self.log.last_index() {
-            self.log.truncate_from(prev_index + 1);
-        }
         self.adopt(entries);
         self.fetch_or_lead(best_node, best_last_index);
     }
 
+    /// Merges a batch of the best log, which starts right after the fetched
+    /// prefix, into this replica's log. Only entries that conflict are
+    /// replaced, as an acceptor does with an `Accept` (Raft §5.3): an entry
+    /// the best log shares may already be chosen, and until the fetch
+    /// completes it may be the only copy this replica will ever report, so
+    /// dropping it (say, truncating everything after the commit index before
+    /// fetching) would let a later ballot recover a log without a chosen value
+    /// if the fetch is cut short. A conflicting entry is never chosen: a
+    /// chosen value is in every log ranked at least as high as the quorum
+    /// that chose it, and the best log outranks this one.
     fn adopt(&mut self, entries: Vec<Entry>) {
-        if entries.is_empty() {
-            return;
+        let RoleState::Candidate(phase1) = &mut self.role else { return };
+        assert_eq!(
+            entries.first().map_or(phase1.fetched_index + 1, |e| e.index),
+            phase1.fetched_index + 1
+        );
+        phase1.fetched_index += entries.len() as Index;
+        let Some(position) = self.log.find_conflict(&entries) else { return };
+        let first = entries[position].index;
+        if first <= self.log.last_index() {
+            self.log.truncate_from(first);
         }
-        self.log.append(&entries);
+        self.log.append(&entries[position..]);
         self.recompute_membership();
     }
 
     /// Leads if the whole best log is here, else asks its owner for more.
     fn fetch_or_lead(&mut self, owner: NodeId, last_index: Index) {
-        if self.log.last_index() >= last_index {
+        let RoleState::Candidate(phase1) = &self.role else { return };
+        let fetched_index = phase1.fetched_index;
+        if fetched_index >= last_index {
+            // The best log outranks this replica's, so a suffix of this log
+            // beyond it would have had to conflict with it.
+            assert_eq!(self.log.last_index(), last_index, "the adopted log is the best log");
             self.become_leader();
             return;
         }
-        let RoleState::Candidate(phase1) = &self.role else { return };
         let transfer = phase1.transfer;
-        let prev_index = self.log.last_index();
-        let prev_ballot = self.log.last_ballot();
-        self.send(owner, Body::Prepare { prev_index, prev_ballot, transfer });
+        let prev_ballot =
+            self.log.ballot_at(fetched_index).expect("the fetched prefix is in the log");
+        self.send(owner, Body::Prepare { prev_index: fetched_index, prev_ballot, transfer });
     }
 
     fn continue_fetch(&mut self, owner: NodeId, reply: PromiseReply) {
-        let prev_ballot = self.log.last_ballot();
+        let RoleState::Candidate(phase1) = &self.role else { return };
+        let prev_ballot =
+            self.log.ballot_at(phase1.fetched_index).expect("the fetched prefix is in the log");
         if !reply.log_matches || !reply.entries_are_consistent(prev_ballot) {
             // The owner's log changed under the promise: start again later.
             let ballot = self.ballot;

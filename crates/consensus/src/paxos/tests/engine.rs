@@ -236,3 +236,48 @@ fn prepares_naming_another_proposer_are_ignored() {
     assert_eq!(network.nodes[&1].status().term, 0);
     assert!(network.queue.is_empty());
 }
+
+#[test]
+fn an_interrupted_recovery_keeps_the_values_the_proposer_already_accepted() {
+    // Goal: a proposer that adopts a higher log batch by batch never drops
+    // accepted values that log shares with its own, so when the fetch is cut
+    // short a later ballot cannot overwrite a value chosen before it.
+    let mut network = Network::with(Membership::with_voters([1, 2, 3, 4, 5]), |options| {
+        options.append_entries_max = 1;
+    });
+    network.campaign(1);
+    network.tick(3);
+    for text in ["a", "b", "c"] {
+        network.propose(1, text);
+    }
+    // n2 accepts a, b, c but never learns they are chosen (quorum is three).
+    network.stabilize_with(|message| [message.from, message.to].iter().all(|&id| id <= 2));
+    assert_eq!(network.nodes[&2].status().commit, 1);
+    assert_eq!(network.nodes[&2].status().last_index, 4);
+    // n3 accepts them too: a, b, c are chosen by {1, 2, 3}.
+    network.isolated.extend([2, 4, 5]);
+    network.tick(3);
+    network.isolated.clear();
+    assert_eq!(network.nodes[&1].status().commit, 4);
+    assert_eq!(network.nodes[&4].status().last_index, 1);
+    // n1 alone holds a fourth value, so its log outranks n2's.
+    network.propose(1, "d");
+    network.stabilize_with(|message| message.from != 1);
+    // n2 runs phase 1 with {1, 2, 4}; n1's log is the highest, and the
+    // fetch of its second batch is lost.
+    network.node(2).campaign(true);
+    network.stabilize_with(|message| {
+        let fetch = matches!(message.body, Body::Prepare { prev_index, .. } if prev_index > 1);
+        ![3, 5].contains(&message.to) && ![3, 5].contains(&message.from) && !fetch
+    });
+    assert_eq!(network.nodes[&2].role(), Role::Candidate, "stuck fetching n1's log");
+    assert!(network.nodes[&2].status().last_index >= 4, "n2 kept the values it accepted");
+    // Without n1 and n3, n2 leads again from its own log with {2, 4, 5}.
+    network.isolated.extend([1, 3]);
+    network.campaign(2);
+    assert_eq!(network.nodes[&2].role(), Role::Leader);
+    network.tick(3);
+    let chosen = ["a", "b", "c"].map(String::from);
+    assert!(network.commands(2).starts_with(&chosen), "chosen values survive");
+    assert_eq!(network.commands(1), ["a", "b", "c"]);
+}
