@@ -338,7 +338,16 @@ impl Paxos {
 
     /// Leads if the whole best log is here, else asks its owner for more.
     fn fetch_or_lead(&mut self, owner: NodeId, last_index: Index) {
-        let RoleState::Candidate(phase1) = &self.role else { return };
+        let (own_last_ballot, own_last_index) = self.log.rank();
+        let RoleState::Candidate(phase1) = &mut self.role else { return };
+        if own_last_ballot == phase1.best.rank.0 && own_last_index > phase1.fetched_index {
+            // Both logs end in entries of the same ballot, so both are
+            // prefixes of that ballot's leader's log (logs that share an
+            // entry are identical before it), and this shorter one is a
+            // prefix of the best log: no need to fetch what is already here.
+            assert!(own_last_index < last_index, "the best log outranks this one");
+            phase1.fetched_index = own_last_index;
+        }
         let fetched_index = phase1.fetched_index;
         if fetched_index >= last_index {
             // The best log outranks this replica's, so a suffix of this log

@@ -281,3 +281,33 @@ fn an_interrupted_recovery_keeps_the_values_the_proposer_already_accepted() {
     assert!(network.commands(2).starts_with(&chosen), "chosen values survive");
     assert_eq!(network.commands(1), ["a", "b", "c"]);
 }
+
+#[test]
+fn a_proposer_fetches_only_the_part_of_the_higher_log_it_lacks() {
+    // Goal: a proposer whose log is a prefix of the highest log (both end in
+    // the same ballot's entries) fetches only the entries after its own, and
+    // still leads with the whole highest log.
+    let mut network = Network::with(Membership::with_voters([1, 2, 3, 4, 5]), |options| {
+        options.append_entries_max = 1;
+    });
+    network.campaign(1);
+    network.tick(3);
+    for text in ["a", "b", "c"] {
+        network.propose(1, text);
+    }
+    // n2 accepts a, b, c without learning they are chosen; d and e stay on n1.
+    network.stabilize_with(|message| [message.from, message.to].iter().all(|&id| id <= 2));
+    network.propose(1, "d");
+    network.propose(1, "e");
+    network.stabilize_with(|message| message.from != 1);
+    assert_eq!(network.nodes[&2].status().commit, 1);
+    network.isolated.extend([4, 5]);
+    let before = network.delivered.len();
+    network.campaign(2);
+    assert_eq!(network.nodes[&2].role(), Role::Leader);
+    let promises = network.delivered[before..].iter().filter(|kind| **kind == "promise").count();
+    // n1's and n3's promises, then one fetch each for d and e.
+    assert_eq!(promises, 4, "slots 3 and 4, already held, are not fetched again");
+    network.tick(3);
+    assert_eq!(network.commands(2), ["a", "b", "c", "d", "e"]);
+}
