@@ -145,6 +145,16 @@ impl Store {
         self.keyspace.map.is_empty()
     }
 
+    /// The names of the keys live at `now_ms`, in the keyspace's hash order
+    /// (for `CLUSTER GETKEYSINSLOT` and `COUNTKEYSINSLOT`).
+    pub fn key_names(&self, now_ms: u64) -> impl Iterator<Item = &[u8]> + '_ {
+        self.keyspace
+            .map
+            .iter()
+            .filter(move |(_, entry)| !entry.is_expired(now_ms))
+            .map(|(key, _)| key.name())
+    }
+
     /// Digest of the whole state (keys, values, TTLs, versions), independent
     /// of iteration order: two stores with equal digests hold the same data
     /// with overwhelming probability. For tests and replica cross-checks.

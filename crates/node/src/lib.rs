@@ -37,10 +37,15 @@ pub mod coordination;
 pub mod entry;
 mod node;
 mod replica;
+mod shard;
+pub mod topology;
 mod wire;
 
-pub use node::{Command, Node, NodeOptions, NodeStatus, Origin, Outbox, PeerMessage, RequestId};
+pub use node::{
+    command_keys, Command, Node, NodeOptions, NodeStatus, Origin, Outbox, PeerMessage, RequestId,
+};
 pub use replica::{DiskTask, Write};
+pub use topology::{ClusterView, ShardView, Topology, TopologyError};
 
 /// Identifies a consensus group on a node. The data group of a single-group
 /// cluster is [`DATA_GROUP`].

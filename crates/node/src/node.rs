@@ -1,18 +1,40 @@
-//! [`Node`]: request routing, forwarding, reads, blocked clients and the
-//! driver loop of the replica's engine.
+//! [`Node`]: one process's replicas of the cluster's shards, and the
+//! routing of a client command to the shard that owns its keys.
+//!
+//! A key belongs to one of Redis Cluster's 16384 hash slots, a slot to one
+//! shard (a consensus group) through the [`Topology`]'s slot table, and a
+//! shard's replicas live on a few nodes. The node hosts a [`Shard`] for every
+//! group placed on it; a command goes to the shard of its keys:
+//!
+//! - a group hosted here: its replica serves it (or forwards it to the
+//!   group's leader, see `shard`);
+//! - a group hosted elsewhere: the command is forwarded to a node hosting it,
+//!   the last leader heard of first (nodes tell each other which groups they
+//!   lead in periodic `Hello`s);
+//! - in Redis Cluster mode (`cluster_enabled`) a command whose group is led
+//!   elsewhere gets `-MOVED slot host:port` instead, so cluster-aware clients
+//!   go to the leader themselves; `READONLY` connections read from any
+//!   replica hosted here (linearizably: the replica confirms with the
+//!   leader).
+//!
+//! Keys of one command must share a slot (`-CROSSSLOT` otherwise, as Redis
+//! Cluster). DBSIZE, KEYS, FLUSHALL, FLUSHDB and RANDOMKEY run on every shard
+//! and their replies combine; SCAN walks the shards one after another with a
+//! cursor that carries the shard's position.
+//!
+//! Every shard numbers its own disk writes; the node renumbers them in the
+//! order it hands them to the disk, and maps a durable node-wide id back to
+//! each shard's own, so that all groups share one log and one `fsync`.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use bytes::Bytes;
-use consensus::rng::Rng;
-use consensus::{
-    Durable, Engine, Error, Index, Membership, MembershipChange, NodeId, Options, Proposal, Role,
-    Term,
-};
+use consensus::{Durable, Engine, Index, Membership, NodeId, Options, Role, Term};
 use resp::Frame;
 
-use crate::entry::{Action, Payload};
-use crate::replica::{Applied, DiskTask, Held, Replica, Write};
+use crate::replica::DiskTask;
+use crate::shard::Shard;
+use crate::topology::{ClusterView, ShardView, Topology};
 use crate::{GroupId, DATA_GROUP};
 
 /// Identifies a client request on the node that received it.
@@ -44,20 +66,24 @@ pub enum Origin {
 pub enum PeerMessage<M> {
     /// A consensus message for one group.
     Consensus { group: GroupId, message: M },
-    /// A client command forwarded to the leader.
-    Forward { request: RequestId, command: Command },
+    /// A client command forwarded to the leader of `group`.
+    Forward { group: GroupId, request: RequestId, command: Command },
     /// The leader's reply to a forwarded command.
-    Reply { request: RequestId, frame: Frame },
-    /// The receiver did not act on a forwarded command (it does not lead);
-    /// the sender should route it again.
-    Redirect { request: RequestId, leader: Option<NodeId> },
+    Reply { group: GroupId, request: RequestId, frame: Frame },
+    /// The receiver did not act on a forwarded command (it does not lead
+    /// `group`); the sender should route it again.
+    Redirect { group: GroupId, request: RequestId, leader: Option<NodeId> },
     /// A new node asks to be added to the cluster.
     Join { node: NodeId, peer: String, client: String },
-    /// A learner reports it has caught up and may be promoted.
-    CaughtUp { node: NodeId },
+    /// A learner of `group` reports it has caught up and may be promoted.
+    CaughtUp { group: GroupId, node: NodeId },
     /// Where the members listen for peers: the answer to a `Join`, so the
     /// joining node can reach them before it has applied their addresses.
     Peers(Vec<(NodeId, String)>),
+    /// Sent now and then to every peer: where this node listens, and the
+    /// groups it leads (so that nodes route commands for groups they do not
+    /// host, and answer `CLUSTER SLOTS`, without asking).
+    Hello { node: NodeId, peer: String, client: String, leading: Vec<GroupId> },
 }
 
 #[derive(Clone, Debug)]
@@ -142,88 +168,84 @@ pub struct NodeStatus {
     pub addresses: BTreeMap<NodeId, (String, String)>,
 }
 
-/// A client request this node received and has not answered.
-struct LocalRequest {
-    /// Kept to route it again after a redirect.
+/// Internal request ids (the parts of a command that spans shards) have
+/// this bit set; the shell's ids never do.
+const INTERNAL_REQUEST: RequestId = 1 << 63;
+/// Ticks between two `Hello`s to every peer.
+const HELLO_TICKS: u64 = 10;
+/// How often a command for a group this node does not host may be sent
+/// to another node before it fails.
+const REMOTE_REDIRECTS_MAX: u32 = 8;
+/// A `SCAN` cursor over many shards: the shard's position plus one in the
+/// top bits, the shard's own cursor (rounded down) in the rest. Rounding
+/// down can only return keys again, which SCAN allows.
+const SCAN_SHARD_SHIFT: u32 = 48;
+const SCAN_INNER_SHIFT: u32 = 64 - SCAN_SHARD_SHIFT;
+
+/// A command for a group this node does not host, sent to a node that
+/// does.
+struct RemoteRequest {
+    group: GroupId,
     command: Command,
-    /// `None` for a blocking command waiting without a limit.
-    deadline_ms: Option<u64>,
-    /// The node it was forwarded to, if any.
-    forwarded_to: Option<NodeId>,
+    /// The node it was sent to; `None` while it waits for a retry.
+    sent_to: Option<NodeId>,
     redirects: u32,
-    /// A lock acquisition waiting in the replicated queue: the lock's name
-    /// and when to withdraw it.
-    lock_wait: Option<(Bytes, u64)>,
+    deadline_ms: u64,
 }
 
-/// A proposal in flight: who waits for it and what it was.
-struct Pending {
-    term: Term,
-    origin: Origin,
-    command: Command,
-    /// Set when the proposal is a parked client's retry.
-    waiter: Option<u64>,
+/// How the parts of a command sent to every shard combine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Gather {
+    /// DBSIZE: the sum of the integers.
+    Sum,
+    /// KEYS: every part's elements.
+    Concat,
+    /// FLUSHALL, FLUSHDB: `+OK` once every part said so.
+    AllOk,
+    /// RANDOMKEY: the first non-null part, from a rotating start.
+    FirstNonNull { start: usize },
+    /// SCAN: one shard at a time; the reply's cursor is rewritten.
+    Scan { position: usize, shards: usize },
 }
 
-/// A client parked by a blocking command, on the leader.
-struct Waiter {
-    id: u64,
-    origin: Origin,
-    args: Vec<Bytes>,
-    keys: Vec<Bytes>,
-    deadline_ms: Option<u64>,
-    /// A retry of its command is in the log.
-    proposed: bool,
-    /// The timeout passed while a retry was in flight: answer with the
-    /// retry's outcome, or with the timeout reply if it blocks again.
-    expired: bool,
+/// A client command split over shards, waiting for its parts.
+struct Gathering {
+    request: RequestId,
+    gather: Gather,
+    parts: BTreeMap<RequestId, Option<Frame>>,
 }
-
-const REDIRECTS_MAX: u32 = 8;
-/// The most applied entries a replica keeps in memory before a snapshot.
-const SNAPSHOT_LOG_ENTRIES_MAX: u64 = 100_000;
-/// How long a write forwarded to a deposed leader waits for its answer.
-const LEADER_CHANGE_GRACE_MS: u64 = 1_000;
-/// Ticks between a learner's reports that it has caught up.
-const CAUGHT_UP_REPORT_TICKS: u64 = 10;
 
 pub struct Node<E: Engine> {
     options: NodeOptions,
+    topology: Topology,
+    shards: BTreeMap<GroupId, Shard<E>>,
     /// Peer addresses known locally (the founding members' from the
-    /// command line, the members' from a join answer) until the replicated
-    /// book has them.
+    /// command line, the members' from a join answer or a `Hello`) until a
+    /// replicated book has them.
     local_peers: BTreeMap<NodeId, String>,
-    replica: Replica<E>,
-    requests: BTreeMap<RequestId, LocalRequest>,
-    waiting_for_leader: VecDeque<(Origin, Command)>,
-    proposals: BTreeMap<Index, Pending>,
-    reads: BTreeMap<u64, (Origin, Command)>,
-    confirmed_reads: Vec<(Index, Origin, Command)>,
-    next_read_context: u64,
-    waiters: VecDeque<Waiter>,
-    next_waiter: u64,
-    purge_in_flight: Option<Index>,
-    lease_expiry_in_flight: Option<Index>,
-    membership_queue: VecDeque<MembershipChange>,
-    was_leader: bool,
-    known_leader: Option<NodeId>,
+    /// Client addresses learnt from `Hello`s.
+    client_addresses: BTreeMap<NodeId, String>,
+    /// The last node known to lead each group this node does not host.
+    leader_hints: BTreeMap<GroupId, NodeId>,
+    remote: BTreeMap<RequestId, RemoteRequest>,
+    gatherings: BTreeMap<RequestId, Gathering>,
+    /// Internal request → the gathering it is a part of.
+    parts: BTreeMap<RequestId, RequestId>,
+    next_internal: RequestId,
+    /// Writes handed to the disk and not yet durable: (node-wide id, group,
+    /// the shard's own id). The shell persists writes in order.
+    writes: VecDeque<(u64, GroupId, u64)>,
     next_write: u64,
-    /// The last write every output produced from now on must wait for.
-    output_barrier: u64,
-    persisted_up_to: u64,
-    /// Term and vote of the last hard state handed to the disk.
-    handed_term_vote: (Term, NodeId),
-    last_stamp_ms: u64,
-    now_ms: u64,
     ticks: u64,
-    rng: Rng,
+    now_ms: u64,
     outbox: Outbox<E::Message>,
 }
 
 impl<E: Engine> Node<E> {
-    /// Builds the node from what its disk held. `founding` is the group's
-    /// founding membership (empty for a node joining a running cluster);
-    /// `peers` maps the founding members to their peer addresses.
+    /// A node of an unsharded cluster: one group holding every slot.
+    /// `founding` is the group's founding membership (empty for a node
+    /// joining a running cluster); `peers` maps the founding members to
+    /// their peer addresses.
     pub fn new(
         options: NodeOptions,
         build: fn(Options, Membership, Durable) -> E,
@@ -232,43 +254,74 @@ impl<E: Engine> Node<E> {
         durable: Durable,
         now_ms: u64,
     ) -> Node<E> {
-        let handed_term_vote = (durable.hard_state.term, durable.hard_state.vote);
-        let engine = build(options.engine.clone(), founding.clone(), durable.clone());
-        let replica = Replica::new(DATA_GROUP, engine, founding, &durable);
-        let seed = options.engine.seed ^ now_ms;
-        let mut node = Node {
-            local_peers: peers,
-            replica,
-            requests: BTreeMap::new(),
-            waiting_for_leader: VecDeque::new(),
-            proposals: BTreeMap::new(),
-            reads: BTreeMap::new(),
-            confirmed_reads: Vec::new(),
-            next_read_context: 0,
-            waiters: VecDeque::new(),
-            next_waiter: 0,
-            purge_in_flight: None,
-            lease_expiry_in_flight: None,
-            membership_queue: VecDeque::new(),
-            was_leader: false,
-            known_leader: None,
-            next_write: 0,
-            output_barrier: 0,
-            persisted_up_to: 0,
-            handed_term_vote,
-            last_stamp_ms: 0,
-            now_ms,
-            ticks: 0,
-            rng: Rng::new(seed),
-            outbox: Outbox::default(),
-            options,
-        };
-        node.drive();
+        let voters: Vec<NodeId> = founding.voters.iter().copied().collect();
+        let topology = Topology::single(&voters);
+        let mut node = Node::empty(options, topology, peers, now_ms);
+        let shard = Shard::new(node.options.clone(), DATA_GROUP, build, founding, durable, now_ms);
+        node.shards.insert(DATA_GROUP, shard);
+        node.collect(DATA_GROUP);
         node
+    }
+
+    /// A node of a cluster shaped by `topology`: it hosts a replica of
+    /// every group the topology places on it, recovered from `durable`
+    /// (missing groups start empty).
+    pub fn with_topology(
+        options: NodeOptions,
+        build: fn(Options, Membership, Durable) -> E,
+        topology: Topology,
+        peers: BTreeMap<NodeId, String>,
+        mut durable: BTreeMap<GroupId, Durable>,
+        now_ms: u64,
+    ) -> Node<E> {
+        let groups = topology.groups_of(options.id);
+        let mut node = Node::empty(options, topology, peers, now_ms);
+        for group in groups {
+            let founding = Membership::with_voters(node.topology.shards[&group].iter().copied());
+            let state = durable.remove(&group).unwrap_or_default();
+            let shard = Shard::new(node.options.clone(), group, build, founding, state, now_ms);
+            node.shards.insert(group, shard);
+            node.collect(group);
+        }
+        node
+    }
+
+    fn empty(
+        options: NodeOptions,
+        topology: Topology,
+        peers: BTreeMap<NodeId, String>,
+        now_ms: u64,
+    ) -> Node<E> {
+        Node {
+            options,
+            topology,
+            shards: BTreeMap::new(),
+            local_peers: peers,
+            client_addresses: BTreeMap::new(),
+            leader_hints: BTreeMap::new(),
+            remote: BTreeMap::new(),
+            gatherings: BTreeMap::new(),
+            parts: BTreeMap::new(),
+            next_internal: INTERNAL_REQUEST,
+            writes: VecDeque::new(),
+            next_write: 0,
+            ticks: 0,
+            now_ms,
+            outbox: Outbox::default(),
+        }
     }
 
     pub fn id(&self) -> NodeId {
         self.options.id
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// The groups this node hosts a replica of.
+    pub fn groups(&self) -> Vec<GroupId> {
+        self.shards.keys().copied().collect()
     }
 
     /// Takes everything the shell must do now.
@@ -276,14 +329,30 @@ impl<E: Engine> Node<E> {
         std::mem::take(&mut self.outbox)
     }
 
-    /// Peer addresses of every member this node knows, itself excluded.
+    /// Peer addresses of every node this node knows, itself excluded.
     pub fn peer_addresses(&self) -> BTreeMap<NodeId, String> {
-        let replicated = self.replica.machine.addresses.iter().map(|(n, (p, _))| (*n, p.clone()));
         let mut addresses = self.local_peers.clone();
-        // The replicated book is the truth once it knows a node.
-        addresses.extend(replicated.filter(|(_, peer)| !peer.is_empty()));
+        // The replicated books are the truth once they know a node.
+        for shard in self.shards.values() {
+            let replicated = shard.addresses().iter().map(|(n, (p, _))| (*n, p.clone()));
+            addresses.extend(replicated.filter(|(_, peer)| !peer.is_empty()));
+        }
         addresses.remove(&self.options.id);
         addresses
+    }
+
+    /// Where `node` listens for clients, if known.
+    pub fn client_address(&self, node: NodeId) -> Option<String> {
+        if node == self.options.id {
+            return Some(self.options.client_address.clone()).filter(|a| !a.is_empty());
+        }
+        let replicated = self
+            .shards
+            .values()
+            .filter_map(|shard| shard.addresses().get(&node))
+            .map(|(_, client)| client.clone())
+            .find(|client| !client.is_empty());
+        replicated.or_else(|| self.client_addresses.get(&node).cloned()).filter(|a| !a.is_empty())
     }
 
     /// The message a new node sends to any member to join.
@@ -295,30 +364,106 @@ impl<E: Engine> Node<E> {
         }
     }
 
-    /// A digest of the state machine, equal on replicas that applied the
-    /// same entries.
+    /// A digest of the hosted state machines, equal on nodes that host the
+    /// same groups and applied the same entries.
     pub fn state_digest(&self) -> u64 {
-        self.replica.machine.store.digest()
+        match self.shards.len() {
+            1 => self.shards.values().next().expect("one shard").state_digest(),
+            _ => self.shards.iter().fold(0u64, |digest, (group, shard)| {
+                let mixed = shard.state_digest() ^ group.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                digest.rotate_left(5) ^ mixed
+            }),
+        }
     }
 
+    /// The status of the node's first group (the data group of an
+    /// unsharded cluster), with the keys and clients of every hosted group.
     pub fn status(&self) -> NodeStatus {
-        let status = self.replica.engine.status();
-        NodeStatus {
-            id: self.options.id,
-            role: status.role,
-            term: status.term,
-            leader: status.leader,
-            commit: status.commit,
-            applied: self.replica.machine.applied,
-            last_index: status.last_index,
-            snapshot_index: self.replica.snapshot_index,
-            membership: status.membership,
-            keys: self.replica.machine.store.len(),
-            pending_requests: self.requests.len(),
-            blocked_clients: self.waiters.len(),
-            state_digest: self.replica.machine.store.digest(),
-            addresses: self.replica.machine.addresses.clone(),
+        let mut shards = self.shards.values();
+        let Some(first) = shards.next() else {
+            return NodeStatus {
+                id: self.options.id,
+                role: Role::Follower,
+                term: 0,
+                leader: None,
+                commit: 0,
+                applied: 0,
+                last_index: 0,
+                snapshot_index: 0,
+                membership: Membership::default(),
+                keys: 0,
+                pending_requests: self.remote.len(),
+                blocked_clients: 0,
+                state_digest: 0,
+                addresses: BTreeMap::new(),
+            };
+        };
+        let mut status = first.status();
+        for shard in shards {
+            let other = shard.status();
+            status.keys += other.keys;
+            status.pending_requests += other.pending_requests;
+            status.blocked_clients += other.blocked_clients;
         }
+        status.pending_requests += self.remote.len();
+        status.state_digest = self.state_digest();
+        status
+    }
+
+    /// The status of every hosted group.
+    pub fn shard_statuses(&self) -> Vec<(GroupId, NodeStatus)> {
+        self.shards.iter().map(|(group, shard)| (*group, shard.status())).collect()
+    }
+
+    /// The cluster as this node sees it, for the `CLUSTER` commands.
+    pub fn cluster_view(&self) -> ClusterView {
+        let mut nodes = BTreeMap::new();
+        let known = self.topology.nodes().into_iter().chain(self.peer_addresses().into_keys());
+        for node in known.chain([self.options.id]) {
+            nodes.insert(node, self.client_address(node).unwrap_or_default());
+        }
+        let mut ranges: BTreeMap<GroupId, Vec<(u16, u16)>> = BTreeMap::new();
+        for (start, end, group) in self.topology.slots.ranges() {
+            ranges.entry(group).or_default().push((start, end));
+        }
+        let shards = self
+            .topology
+            .shards
+            .iter()
+            .map(|(group, replicas)| {
+                let mut replicas = replicas.clone();
+                if let Some(shard) = self.shards.get(group) {
+                    // An unsharded cluster's members are its group's voters.
+                    let membership = shard.status().membership;
+                    for node in membership.voters.iter().chain(&membership.learners) {
+                        if !replicas.contains(node) {
+                            replicas.push(*node);
+                        }
+                    }
+                }
+                ShardView {
+                    group: *group,
+                    slots: ranges.remove(group).unwrap_or_default(),
+                    leader: self.leader_of(*group).or_else(|| replicas.first().copied()),
+                    replicas,
+                }
+            })
+            .collect();
+        ClusterView {
+            enabled: self.topology.cluster_enabled,
+            epoch: self.topology.slots.epoch,
+            myself: self.options.id,
+            nodes,
+            shards,
+        }
+    }
+
+    /// Up to `count` keys of `slot` (live at `now_ms`), if this node hosts
+    /// the slot's group: a local read, as Redis's `CLUSTER GETKEYSINSLOT`.
+    pub fn keys_in_slot(&self, slot: u16, count: usize, now_ms: u64) -> Option<Vec<Bytes>> {
+        let shard = self.shards.get(&self.topology.group_of_slot(slot))?;
+        let keys = shard.store().key_names(now_ms).filter(|key| placement::key_slot(key) == slot);
+        Some(keys.take(count).map(Bytes::copy_from_slice).collect())
     }
 
     // ----- inputs -----------------------------------------------------------
@@ -327,37 +472,55 @@ impl<E: Engine> Node<E> {
     pub fn tick(&mut self, now_ms: u64) {
         self.now_ms = now_ms;
         self.ticks += 1;
-        self.replica.engine.tick();
-        self.expire_requests();
-        self.expire_waiters();
-        self.withdraw_lock_waits();
-        self.propose_purge();
-        self.propose_lease_expiry();
-        self.advance_membership();
-        self.replicate_own_address();
-        self.report_caught_up();
-        self.drive();
+        let groups: Vec<GroupId> = self.shards.keys().copied().collect();
+        for group in groups {
+            self.shards.get_mut(&group).expect("shard").tick(now_ms);
+            self.collect(group);
+        }
+        self.expire_remote();
+        self.retry_remote();
+        if self.ticks % HELLO_TICKS == 0 {
+            self.say_hello();
+        }
     }
 
     /// A client command arrived at this node.
     pub fn submit(&mut self, request: RequestId, command: Command, now_ms: u64) {
+        self.submit_with(request, command, false, now_ms);
+    }
+
+    /// A client command arrived; `readonly` is set for connections that
+    /// sent `READONLY` (in cluster mode they read from any replica instead
+    /// of being redirected to the leader).
+    pub fn submit_with(
+        &mut self,
+        request: RequestId,
+        command: Command,
+        readonly: bool,
+        now_ms: u64,
+    ) {
         self.now_ms = now_ms;
-        let lock_wait = lock_wait(&command, now_ms);
-        let deadline_ms = match &command {
-            _ if lock_wait.is_some() => None,
-            Command::Execute(args) if is_blocking(args) => None,
-            _ => Some(now_ms + self.options.request_timeout_ms),
-        };
-        let local = LocalRequest {
-            command: command.clone(),
-            deadline_ms,
-            forwarded_to: None,
-            redirects: 0,
-            lock_wait,
-        };
-        self.requests.insert(request, local);
-        self.route(Origin::Local(request), command);
-        self.drive();
+        if !self.topology.is_sharded() {
+            let group = *self.topology.shards.keys().next().expect("a topology has a shard");
+            if let Some(frame) = self.moved(group, &command, readonly, None) {
+                self.outbox.replies.push((request, frame));
+                return;
+            }
+            self.dispatch(request, group, command);
+            return;
+        }
+        match command_slot(&command) {
+            Err(frame) => self.outbox.replies.push((request, frame)),
+            Ok(Some(slot)) => {
+                let group = self.topology.group_of_slot(slot);
+                if let Some(frame) = self.moved(group, &command, readonly, Some(slot)) {
+                    self.outbox.replies.push((request, frame));
+                    return;
+                }
+                self.dispatch(request, group, command);
+            }
+            Ok(None) => self.submit_keyless(request, command),
+        }
     }
 
     /// A message from a peer arrived.
@@ -365,20 +528,37 @@ impl<E: Engine> Node<E> {
         self.now_ms = now_ms;
         match message {
             PeerMessage::Consensus { group, message } => {
-                if group == self.replica.group {
-                    self.replica.engine.step(message);
+                if let Some(shard) = self.shards.get_mut(&group) {
+                    shard.step(message, now_ms);
+                    self.collect(group);
                 }
             }
-            PeerMessage::Forward { request, command } => {
-                if self.is_leader() {
-                    self.route(Origin::Remote { node: from, request }, command);
+            PeerMessage::Forward { group, request, command } => {
+                if let Some(shard) = self.shards.get_mut(&group) {
+                    shard.forwarded(from, request, command, now_ms);
+                    self.collect(group);
                 } else {
-                    let leader = self.leader().filter(|&leader| leader != from);
-                    self.send(from, PeerMessage::Redirect { request, leader });
+                    let leader = self.leader_hints.get(&group).copied().filter(|&l| l != from);
+                    self.send(from, PeerMessage::Redirect { group, request, leader });
                 }
             }
-            PeerMessage::Reply { request, frame } => self.reply(Origin::Local(request), frame),
-            PeerMessage::Redirect { request, leader } => self.redirected(request, leader),
+            PeerMessage::Reply { group, request, frame } => {
+                if self.remote.remove(&request).is_some() {
+                    self.leader_hints.insert(group, from);
+                    self.answer(request, frame);
+                } else if let Some(shard) = self.shards.get_mut(&group) {
+                    shard.reply_received(request, frame, now_ms);
+                    self.collect(group);
+                }
+            }
+            PeerMessage::Redirect { group, request, leader } => {
+                if self.remote.contains_key(&request) {
+                    self.remote_redirected(request, leader);
+                } else if let Some(shard) = self.shards.get_mut(&group) {
+                    shard.redirect_received(request, leader, now_ms);
+                    self.collect(group);
+                }
+            }
             PeerMessage::Join { node, peer, client } => self.join(node, peer, client),
             PeerMessage::Peers(peers) => {
                 for (node, peer) in peers {
@@ -387,612 +567,297 @@ impl<E: Engine> Node<E> {
                     }
                 }
             }
-            PeerMessage::CaughtUp { node } => {
-                let learner = self.replica.engine.status().membership.learners.contains(&node);
-                if self.is_leader() && learner {
-                    self.queue_membership(MembershipChange::Promote(node));
+            PeerMessage::CaughtUp { group, node } => {
+                if let Some(shard) = self.shards.get_mut(&group) {
+                    shard.caught_up(node, now_ms);
+                    self.collect(group);
+                }
+            }
+            PeerMessage::Hello { node, peer, client, leading } => {
+                if node != self.options.id {
+                    if !peer.is_empty() {
+                        self.local_peers.insert(node, peer);
+                    }
+                    if !client.is_empty() {
+                        self.client_addresses.insert(node, client);
+                    }
+                    for group in leading {
+                        self.leader_hints.insert(group, node);
+                    }
                 }
             }
         }
-        self.drive();
     }
 
     /// The disk made every write up to `write_id` durable.
     pub fn persisted(&mut self, write_id: u64, now_ms: u64) {
         self.now_ms = now_ms;
-        self.persisted_up_to = self.persisted_up_to.max(write_id);
-        while self.replica.held.front().is_some_and(|held| held.write_id <= write_id) {
-            let held = self.replica.held.pop_front().expect("held outputs");
-            self.release(held);
+        let mut durable: BTreeMap<GroupId, u64> = BTreeMap::new();
+        while let Some(&(id, group, local)) = self.writes.front() {
+            if id > write_id {
+                break;
+            }
+            durable.insert(group, local);
+            self.writes.pop_front();
         }
-        self.drive();
+        for (group, local) in durable {
+            if let Some(shard) = self.shards.get_mut(&group) {
+                shard.persisted(local, now_ms);
+                self.collect(group);
+            }
+        }
     }
 
     // ----- routing ----------------------------------------------------------
 
-    fn is_leader(&self) -> bool {
-        self.replica.engine.role() == Role::Leader
+    /// Who leads `group`, as this node knows it.
+    fn leader_of(&self, group: GroupId) -> Option<NodeId> {
+        match self.shards.get(&group) {
+            Some(shard) => shard.leader(),
+            None => self.leader_hints.get(&group).copied(),
+        }
     }
 
-    fn leader(&self) -> Option<NodeId> {
-        self.replica.engine.leader()
+    /// In cluster mode, the `-MOVED` reply for a command this node should
+    /// not serve: its group is led elsewhere (and the client is not a
+    /// `READONLY` one reading from a replica this node hosts). `None` means
+    /// serve it here (or proxy it: when the leader is unknown, or its client
+    /// address is, the command waits for a leader like any other).
+    fn moved(
+        &self,
+        group: GroupId,
+        command: &Command,
+        readonly: bool,
+        slot: Option<u16>,
+    ) -> Option<Frame> {
+        if !self.topology.cluster_enabled {
+            return None;
+        }
+        let hosted = self.shards.get(&group);
+        if hosted.is_some_and(|shard| shard.is_leader()) {
+            return None;
+        }
+        if readonly && hosted.is_some() && is_read(command) {
+            return None;
+        }
+        let leader = self
+            .leader_of(group)
+            .or_else(|| self.topology.shards.get(&group).and_then(|r| r.first().copied()))?;
+        if leader == self.options.id {
+            return None;
+        }
+        let address = self.client_address(leader)?;
+        let slot =
+            slot.or_else(|| first_key(command).map(|key| placement::key_slot(&key))).unwrap_or(0);
+        Some(Frame::error(format!("MOVED {slot} {address}")))
+    }
+
+    /// Hands a command to the replica of `group` here, or sends it to a
+    /// node that hosts one.
+    fn dispatch(&mut self, request: RequestId, group: GroupId, command: Command) {
+        if let Some(shard) = self.shards.get_mut(&group) {
+            shard.submit(request, command, self.now_ms);
+            self.collect(group);
+            return;
+        }
+        let deadline_ms = self.now_ms + self.options.request_timeout_ms;
+        let remote = RemoteRequest { group, command, sent_to: None, redirects: 0, deadline_ms };
+        self.remote.insert(request, remote);
+        self.send_remote(request, None);
+    }
+
+    /// Sends a remote request to `leader`, or to the group's likeliest
+    /// leader: the last one heard of, else the next replica in turn.
+    fn send_remote(&mut self, request: RequestId, leader: Option<NodeId>) {
+        let Some(remote) = self.remote.get(&request) else { return };
+        let group = remote.group;
+        let replicas = self.topology.shards.get(&group).cloned().unwrap_or_default();
+        let target = leader
+            .or_else(|| self.leader_hints.get(&group).copied())
+            .or_else(|| replicas.get(remote.redirects as usize % replicas.len().max(1)).copied());
+        let Some(target) = target.filter(|&target| target != self.options.id) else {
+            self.remote.remove(&request);
+            self.answer(request, Frame::error("CLUSTERDOWN the slot's shard has no replica"));
+            return;
+        };
+        let remote = self.remote.get_mut(&request).expect("remote request");
+        remote.sent_to = Some(target);
+        let command = remote.command.clone();
+        self.send(target, PeerMessage::Forward { group, request, command });
+    }
+
+    fn remote_redirected(&mut self, request: RequestId, leader: Option<NodeId>) {
+        let remote = self.remote.get_mut(&request).expect("remote request");
+        remote.redirects += 1;
+        remote.sent_to = None;
+        let group = remote.group;
+        if remote.redirects > REMOTE_REDIRECTS_MAX {
+            self.remote.remove(&request);
+            let frame = Frame::error("CLUSTERDOWN the shard's leader keeps moving; try again");
+            self.answer(request, frame);
+            return;
+        }
+        match leader {
+            Some(leader) => {
+                self.leader_hints.insert(group, leader);
+                self.send_remote(request, Some(leader));
+            }
+            None => {
+                // No leader known there: try the next replica on a later tick.
+                self.leader_hints.remove(&group);
+            }
+        }
+    }
+
+    fn retry_remote(&mut self) {
+        let waiting: Vec<RequestId> = self
+            .remote
+            .iter()
+            .filter(|(_, remote)| remote.sent_to.is_none())
+            .map(|(request, _)| *request)
+            .collect();
+        for request in waiting {
+            self.send_remote(request, None);
+        }
+    }
+
+    fn expire_remote(&mut self) {
+        let now = self.now_ms;
+        let expired: Vec<RequestId> = self
+            .remote
+            .iter()
+            .filter(|(_, remote)| remote.deadline_ms <= now)
+            .map(|(request, _)| *request)
+            .collect();
+        for request in expired {
+            self.remote.remove(&request);
+            let frame = Frame::error(
+                "CLUSTERDOWN no reply from the shard's leader in time; the command may or may not \
+                 have been applied",
+            );
+            self.answer(request, frame);
+        }
+    }
+
+    /// A command without keys on a sharded cluster: the commands that act on
+    /// the whole keyspace run on every shard (in cluster mode, on the shards
+    /// this node leads, as a Redis master answers for its own slots), and
+    /// the parts combine; anything else runs on the first shard.
+    fn submit_keyless(&mut self, request: RequestId, command: Command) {
+        let name = match &command {
+            Command::Execute(args) => args.first().map(|name| name.to_ascii_lowercase()),
+            _ => None,
+        };
+        let gather = match name.as_deref() {
+            Some(b"dbsize") => Gather::Sum,
+            Some(b"keys") => Gather::Concat,
+            Some(b"flushall" | b"flushdb") => Gather::AllOk,
+            Some(b"randomkey") => Gather::FirstNonNull { start: self.ticks as usize },
+            Some(b"scan") => Gather::Scan { position: 0, shards: 0 },
+            _ => {
+                let group = *self.topology.shards.keys().next().expect("a topology has a shard");
+                self.dispatch(request, group, command);
+                return;
+            }
+        };
+        let groups: Vec<GroupId> = if self.topology.cluster_enabled {
+            self.shards.iter().filter(|(_, s)| s.is_leader()).map(|(g, _)| *g).collect()
+        } else {
+            self.topology.shards.keys().copied().collect()
+        };
+        if groups.is_empty() {
+            let frame = match gather {
+                Gather::Sum => Frame::Integer(0),
+                Gather::Concat => Frame::Array(Vec::new()),
+                Gather::AllOk => Frame::ok(),
+                Gather::FirstNonNull { .. } => Frame::Null,
+                Gather::Scan { .. } => {
+                    Frame::Array(vec![Frame::bulk("0"), Frame::Array(Vec::new())])
+                }
+            };
+            self.outbox.replies.push((request, frame));
+            return;
+        }
+        let Command::Execute(mut args) = command else { unreachable!("named above") };
+        let mut gathering = Gathering { request, gather, parts: BTreeMap::new() };
+        let mut sends = Vec::new();
+        if let Gather::Scan { .. } = gather {
+            let cursor = args.get(1).and_then(|c| std::str::from_utf8(c).ok()?.parse::<u64>().ok());
+            let Some(cursor) = cursor else {
+                self.outbox.replies.push((request, Frame::error("ERR invalid cursor")));
+                return;
+            };
+            let position = (cursor >> SCAN_SHARD_SHIFT) as usize;
+            let position = position.saturating_sub(1);
+            if position >= groups.len() {
+                let done = Frame::Array(vec![Frame::bulk("0"), Frame::Array(Vec::new())]);
+                self.outbox.replies.push((request, done));
+                return;
+            }
+            let inner = (cursor & ((1 << SCAN_SHARD_SHIFT) - 1)) << SCAN_INNER_SHIFT;
+            args[1] = Bytes::from(inner.to_string());
+            gathering.gather = Gather::Scan { position, shards: groups.len() };
+            sends.push((groups[position], args));
+        } else {
+            for group in groups {
+                sends.push((group, args.clone()));
+            }
+        }
+        let mut ids = Vec::new();
+        for (group, args) in sends {
+            self.next_internal += 1;
+            let part = self.next_internal;
+            gathering.parts.insert(part, None);
+            self.parts.insert(part, request);
+            ids.push((part, group, args));
+        }
+        self.gatherings.insert(request, gathering);
+        for (part, group, args) in ids {
+            self.dispatch(part, group, Command::Execute(args));
+        }
+    }
+
+    /// A reply for a client request or for a part of one.
+    fn answer(&mut self, request: RequestId, frame: Frame) {
+        if request & INTERNAL_REQUEST == 0 {
+            self.outbox.replies.push((request, frame));
+            return;
+        }
+        let Some(parent) = self.parts.remove(&request) else { return };
+        let Some(gathering) = self.gatherings.get_mut(&parent) else { return };
+        gathering.parts.insert(request, Some(frame));
+        if gathering.parts.values().any(Option::is_none) {
+            return;
+        }
+        let gathering = self.gatherings.remove(&parent).expect("gathering");
+        let frame = combine(gathering.gather, gathering.parts.into_values().flatten().collect());
+        self.outbox.replies.push((gathering.request, frame));
     }
 
     fn send(&mut self, to: NodeId, message: PeerMessage<E::Message>) {
         self.outbox.messages.push((to, message));
     }
 
-    /// Sends a command where it can be served: here if this node leads, to
-    /// the leader if one is known, or into the queue that waits for one.
-    fn route(&mut self, origin: Origin, command: Command) {
-        if self.is_leader() {
-            self.lead(origin, command);
-            return;
-        }
-        match (self.leader(), origin) {
-            (Some(leader), Origin::Local(request)) if leader != self.options.id => {
-                if let Some(local) = self.requests.get_mut(&request) {
-                    local.forwarded_to = Some(leader);
-                    self.send(leader, PeerMessage::Forward { request, command });
+    /// Moves a shard's outputs into the node's outbox, numbering its disk
+    /// writes node-wide, and routes its replies.
+    fn collect(&mut self, group: GroupId) {
+        let Some(shard) = self.shards.get_mut(&group) else { return };
+        let outbox = shard.take_outbox();
+        for task in outbox.disk {
+            match task {
+                DiskTask::Write(mut write) => {
+                    self.next_write += 1;
+                    self.writes.push_back((self.next_write, group, write.id));
+                    write.id = self.next_write;
+                    self.outbox.disk.push(DiskTask::Write(write));
                 }
-            }
-            (Some(leader), Origin::Remote { node, request }) if leader != node => {
-                // One hop only: the origin forwards again itself.
-                self.send(node, PeerMessage::Redirect { request, leader: Some(leader) });
-            }
-            (_, Origin::Remote { node, request }) => {
-                self.send(node, PeerMessage::Redirect { request, leader: None });
-            }
-            _ => self.waiting_for_leader.push_back((origin, command)),
-        }
-    }
-
-    fn redirected(&mut self, request: RequestId, leader: Option<NodeId>) {
-        let is_leader = self.is_leader();
-        let Some(local) = self.requests.get_mut(&request) else { return };
-        local.redirects += 1;
-        local.forwarded_to = None;
-        if local.redirects > REDIRECTS_MAX {
-            let frame = Frame::error("CLUSTERDOWN the leader keeps moving; try again");
-            self.reply(Origin::Local(request), frame);
-            return;
-        }
-        let command = local.command.clone();
-        match leader {
-            Some(leader) if leader != self.options.id && !is_leader => {
-                local.forwarded_to = Some(leader);
-                self.send(leader, PeerMessage::Forward { request, command });
-            }
-            _ => self.route(Origin::Local(request), command),
-        }
-    }
-
-    /// Serves a command as the leader.
-    fn lead(&mut self, origin: Origin, command: Command) {
-        match command {
-            Command::Execute(args) => {
-                let Some(readonly) = args.first().and_then(|name| is_readonly(name)) else {
-                    // The connection validates names; a forwarded one might
-                    // come from a node of another version.
-                    self.reply(origin, Frame::error("ERR unknown command"));
-                    return;
-                };
-                if readonly {
-                    self.read(origin, Command::Execute(args));
-                } else {
-                    self.propose(origin, Command::Execute(args), None);
-                }
-            }
-            Command::KeyVersions(keys) => self.read(origin, Command::KeyVersions(keys)),
-            transaction @ Command::Transaction { .. } => self.propose(origin, transaction, None),
-        }
-    }
-
-    fn read(&mut self, origin: Origin, command: Command) {
-        self.next_read_context += 1;
-        let context = self.next_read_context;
-        match self.replica.engine.read_index(context) {
-            Ok(()) => {
-                self.reads.insert(context, (origin, command));
-            }
-            Err(error) => self.refused(origin, command, error),
-        }
-    }
-
-    /// The leader's clock for a new entry: never behind an earlier stamp.
-    fn stamp(&mut self) -> u64 {
-        self.last_stamp_ms = self.last_stamp_ms.max(self.now_ms);
-        self.last_stamp_ms
-    }
-
-    fn propose(&mut self, origin: Origin, command: Command, waiter: Option<u64>) {
-        let action = match &command {
-            Command::Execute(args) if is_coordination(args) => {
-                let (origin_node, origin_request) = match origin {
-                    Origin::Local(request) => (self.options.id, request),
-                    Origin::Remote { node, request } => (node, request),
-                };
-                Action::Coordinate { origin_node, origin_request, args: args.clone() }
-            }
-            Command::Execute(args) => Action::Execute(args.clone()),
-            Command::Transaction { watched, commands } => {
-                Action::Transaction { watched: watched.clone(), commands: commands.clone() }
-            }
-            Command::KeyVersions(_) => unreachable!("key versions are reads"),
-        };
-        let payload = Payload { time_ms: self.stamp(), seed: self.rng.next_u64(), action };
-        match self.replica.engine.propose(payload.encode()) {
-            Ok(Proposal { index, term }) => {
-                let pending = Pending { term, origin, command, waiter };
-                if let Some(lost) = self.proposals.insert(index, pending) {
-                    // An index is reused only when the earlier proposal
-                    // there was truncated away: it never applied.
-                    self.retry(lost);
-                }
-            }
-            Err(error) => {
-                if let Some(id) = waiter {
-                    self.unpark(id);
-                }
-                self.refused(origin, command, error);
+                snapshot @ DiskTask::SaveSnapshot { .. } => self.outbox.disk.push(snapshot),
             }
         }
-    }
-
-    fn refused(&mut self, origin: Origin, command: Command, error: Error) {
-        match error {
-            Error::Busy => self.reply(origin, Frame::error("TRYAGAIN too many requests in flight")),
-            _ => self.route(origin, command),
-        }
-    }
-
-    /// A proposal that never applied goes around again.
-    fn retry(&mut self, pending: Pending) {
-        match pending.waiter {
-            Some(id) => self.unpark(id),
-            None => self.route(pending.origin, pending.command),
-        }
-    }
-
-    fn reply(&mut self, origin: Origin, frame: Frame) {
-        match origin {
-            Origin::Local(request) => {
-                if self.requests.remove(&request).is_some() {
-                    self.outbox.replies.push((request, frame));
-                }
-            }
-            Origin::Remote { node, request } => {
-                self.send(node, PeerMessage::Reply { request, frame })
-            }
-        }
-    }
-
-    // ----- the engine loop ---------------------------------------------------
-
-    /// Takes every `Ready` the engine has, queues its write, and holds its
-    /// other outputs until the write is durable.
-    fn drive(&mut self) {
-        while self.replica.engine.has_ready() {
-            let ready = self.replica.engine.ready();
-            self.replica.engine.advance();
-            let has_write =
-                ready.hard_state.is_some() || ready.snapshot.is_some() || !ready.entries.is_empty();
-            // A hard state that only moves the commit index promises nothing
-            // to anyone: commit is a fact about other replicas' durable logs,
-            // and a restarted replica learns it again. Outputs wait for
-            // entries, snapshots, terms and votes, not for that write, which
-            // keeps an fsync off the commit path.
-            let term_or_vote = ready
-                .hard_state
-                .as_ref()
-                .map(|hard_state| (hard_state.term, hard_state.vote))
-                .filter(|&term_vote| term_vote != self.handed_term_vote);
-            let must_wait =
-                ready.snapshot.is_some() || !ready.entries.is_empty() || term_or_vote.is_some();
-            if let Some(term_vote) = term_or_vote {
-                self.handed_term_vote = term_vote;
-            }
-            if has_write {
-                self.next_write += 1;
-                self.outbox.disk.push(DiskTask::Write(Write {
-                    id: self.next_write,
-                    group: self.replica.group,
-                    hard_state: ready.hard_state,
-                    snapshot: ready.snapshot.clone(),
-                    entries: ready.entries,
-                }));
-            }
-            if must_wait {
-                self.output_barrier = self.next_write;
-            }
-            let held = Held {
-                write_id: self.output_barrier,
-                messages: ready.messages,
-                snapshot: ready.snapshot,
-                committed: ready.committed,
-                reads: ready.reads,
-                aborted_reads: ready.aborted_reads,
-            };
-            if held.write_id <= self.persisted_up_to && self.replica.held.is_empty() {
-                self.release(held);
-            } else {
-                self.replica.held.push_back(held);
-            }
-        }
-        self.on_role_change();
-    }
-
-    fn release(&mut self, held: Held<E::Message>) {
-        let group = self.replica.group;
-        for message in held.messages {
-            let to = consensus::Message::to(&message);
-            self.send(to, PeerMessage::Consensus { group, message });
-        }
-        if let Some(snapshot) = held.snapshot {
-            self.replica.machine = crate::replica::StateMachine::restore(&snapshot);
-            self.replica.snapshot_index = snapshot.index;
-            // Proposals the snapshot covers have an unknown fate here.
-            let covered: Vec<Index> =
-                self.proposals.range(..=snapshot.index).map(|(i, _)| *i).collect();
-            for index in covered {
-                let pending = self.proposals.remove(&index).expect("proposal");
-                let frame = Frame::error(
-                    "CLUSTERDOWN leadership changed; the command may or may not have been applied",
-                );
-                self.finish_pending(pending, frame);
-            }
-        }
-        for entry in &held.committed {
-            let applied = self.replica.machine.apply(entry);
-            self.applied(entry.index, entry.term, applied);
-            self.notify_waiters();
-        }
-        for read in held.reads {
-            if let Some((origin, command)) = self.reads.remove(&read.context) {
-                self.confirmed_reads.push((read.index, origin, command));
-            }
-        }
-        for context in held.aborted_reads {
-            if let Some((origin, command)) = self.reads.remove(&context) {
-                self.route(origin, command);
-            }
-        }
-        self.serve_reads();
-        self.wake_waiters();
-        self.maybe_snapshot();
-    }
-
-    fn applied(&mut self, index: Index, term: Term, applied: Applied) {
-        if self.purge_in_flight == Some(index) {
-            self.purge_in_flight = None;
-        }
-        if self.lease_expiry_in_flight == Some(index) {
-            self.lease_expiry_in_flight = None;
-        }
-        let Some(pending) = self.proposals.remove(&index) else { return };
-        if pending.term != term {
-            self.retry(pending);
-            return;
-        }
-        match applied {
-            // The origin node answers when the replicated queue grants or
-            // withdraws the client.
-            Applied::Deferred => {}
-            Applied::Nothing => self.finish_pending(pending, Frame::ok()),
-            Applied::Reply(frame) => self.finish_pending(pending, frame),
-            Applied::WouldBlock { keys, timeout_ms, retry_args } => {
-                if let Some(id) = pending.waiter {
-                    if let (Some(retry), Some(waiter)) =
-                        (retry_args, self.waiters.iter_mut().find(|waiter| waiter.id == id))
-                    {
-                        waiter.args = retry;
-                    }
-                    self.unpark(id);
-                    return;
-                }
-                let Command::Execute(args) = pending.command else {
-                    unreachable!("only single commands block")
-                };
-                // Retries must run what the state machine asks for (XREAD's
-                // `$` pinned to the id it meant when the client blocked).
-                let args = retry_args.unwrap_or(args);
-                let deadline_ms = timeout_ms.map(|timeout| self.now_ms.saturating_add(timeout));
-                self.next_waiter += 1;
-                self.waiters.push_back(Waiter {
-                    id: self.next_waiter,
-                    origin: pending.origin,
-                    args,
-                    keys,
-                    deadline_ms,
-                    proposed: false,
-                    expired: false,
-                });
-            }
-        }
-    }
-
-    /// Answers a proposal whose entry applied (or whose fate is settled).
-    fn finish_pending(&mut self, pending: Pending, frame: Frame) {
-        if let Some(id) = pending.waiter {
-            self.waiters.retain(|waiter| waiter.id != id);
-        }
-        self.reply(pending.origin, frame);
-    }
-
-    /// A parked client's retry blocked again (or never applied).
-    fn unpark(&mut self, id: u64) {
-        let Some(position) = self.waiters.iter().position(|waiter| waiter.id == id) else { return };
-        if self.waiters[position].expired {
-            let waiter = self.waiters.remove(position).expect("waiter");
-            self.reply(waiter.origin, Frame::NullArray);
-        } else {
-            self.waiters[position].proposed = false;
-        }
-    }
-
-    fn serve_reads(&mut self) {
-        let applied = self.replica.machine.applied;
-        let (ready, waiting): (Vec<_>, Vec<_>) =
-            self.confirmed_reads.drain(..).partition(|(index, _, _)| *index <= applied);
-        self.confirmed_reads = waiting;
-        let context = self.replica.machine.read_context(self.now_ms);
-        for (_, origin, command) in ready {
-            let store = &self.replica.machine.store;
-            let frame = match &command {
-                Command::Execute(args) if is_coordination(args) => {
-                    self.replica.machine.coordination.read(context.now_ms, args)
-                }
-                Command::Execute(args) => store.read(&context, args),
-                Command::KeyVersions(keys) => Frame::Array(
-                    keys.iter()
-                        .map(|key| Frame::Integer(store.key_version(key, context.now_ms) as i64))
-                        .collect(),
-                ),
-                Command::Transaction { .. } => unreachable!("transactions are writes"),
-            };
-            self.reply(origin, frame);
-        }
-    }
-
-    /// After writes applied, proposes the oldest parked client whose keys
-    /// were written, one per key.
-    fn wake_waiters(&mut self) {
-        let touched: BTreeSet<Bytes> = self.replica.machine.touched.drain(..).collect();
-        if touched.is_empty() || !self.is_leader() {
-            return;
-        }
-        let mut claimed: BTreeSet<Bytes> = BTreeSet::new();
-        let mut wake = Vec::new();
-        for waiter in &self.waiters {
-            let relevant = waiter.keys.iter().any(|key| touched.contains(key));
-            let free = waiter.keys.iter().all(|key| !claimed.contains(key));
-            if relevant && free && !waiter.proposed {
-                wake.push(waiter.id);
-            }
-            if relevant || waiter.proposed {
-                claimed.extend(waiter.keys.iter().cloned());
-            }
-        }
-        for id in wake {
-            let waiter = self.waiters.iter_mut().find(|waiter| waiter.id == id).expect("waiter");
-            waiter.proposed = true;
-            let (origin, args) = (waiter.origin, waiter.args.clone());
-            self.propose(origin, Command::Execute(args), Some(id));
-        }
-    }
-
-    /// Snapshots once the log since the last one is at least as long as the
-    /// state is large (and `snapshot_entries` long): serializing the whole
-    /// state costs time proportional to its size, so this keeps that cost a
-    /// constant per applied entry instead of growing with the keyspace. The
-    /// engines keep the log since the last snapshot in memory, so the wait is
-    /// capped at `SNAPSHOT_LOG_ENTRIES_MAX` entries.
-    fn maybe_snapshot(&mut self) {
-        let machine = &self.replica.machine;
-        let state_sized = (machine.store.len() as u64).min(SNAPSHOT_LOG_ENTRIES_MAX);
-        let threshold = self.options.snapshot_entries.max(state_sized);
-        if machine.applied < self.replica.snapshot_index + threshold {
-            return;
-        }
-        let snapshot = machine.snapshot();
-        self.replica.snapshot_index = snapshot.index;
-        self.replica.engine.compact(snapshot.clone());
-        self.outbox.disk.push(DiskTask::SaveSnapshot { group: self.replica.group, snapshot });
-    }
-
-    // ----- time -------------------------------------------------------------
-
-    fn expire_requests(&mut self) {
-        let now = self.now_ms;
-        let expired: Vec<RequestId> = self
-            .requests
-            .iter()
-            .filter(|(_, local)| local.deadline_ms.is_some_and(|deadline| deadline <= now))
-            .map(|(request, _)| *request)
-            .collect();
-        for request in expired {
-            let local = &self.requests[&request];
-            let text = if local.forwarded_to.is_some() || self.proposals_for(request) {
-                "CLUSTERDOWN no reply from the leader in time; the command may or may not have \
-                 been applied"
-            } else {
-                "CLUSTERDOWN no leader elected in time"
-            };
-            self.reply(Origin::Local(request), Frame::error(text));
-        }
-        let requests = &self.requests;
-        self.waiting_for_leader.retain(|(origin, _)| match origin {
-            Origin::Local(request) => requests.contains_key(request),
-            Origin::Remote { .. } => true,
-        });
-    }
-
-    fn proposals_for(&self, request: RequestId) -> bool {
-        self.proposals.values().any(|pending| pending.origin == Origin::Local(request))
-    }
-
-    fn expire_waiters(&mut self) {
-        let now = self.now_ms;
-        let mut timed_out = Vec::new();
-        for waiter in &mut self.waiters {
-            if waiter.deadline_ms.is_some_and(|deadline| deadline <= now) && !waiter.expired {
-                waiter.expired = true;
-                if !waiter.proposed {
-                    timed_out.push(waiter.id);
-                }
-            }
-        }
-        for id in timed_out {
-            self.unpark(id);
-        }
-    }
-
-    fn propose_purge(&mut self) {
-        if !self.is_leader() || self.purge_in_flight.is_some() {
-            return;
-        }
-        let machine = &self.replica.machine;
-        let now = self.now_ms.max(machine.time_ms);
-        let keys = machine.store.expired_keys(now, self.options.purge_keys_max);
-        if keys.is_empty() {
-            return;
-        }
-        let payload = Payload { time_ms: self.stamp(), seed: 0, action: Action::Purge(keys) };
-        if let Ok(proposal) = self.replica.engine.propose(payload.encode()) {
-            self.purge_in_flight = Some(proposal.index);
-        }
-    }
-
-    // ----- leadership and membership ----------------------------------------
-
-    /// On gaining leadership, serves the commands that waited for a leader;
-    /// on losing it, hands parked clients and queued work back to routing.
-    fn on_role_change(&mut self) {
-        let leader_known = self.leader().is_some();
-        let is_leader = self.is_leader();
-        if is_leader != self.was_leader {
-            self.was_leader = is_leader;
-            if !is_leader {
-                self.purge_in_flight = None;
-                self.lease_expiry_in_flight = None;
-                self.membership_queue.clear();
-                let parked: Vec<Waiter> = self.waiters.drain(..).collect();
-                let (in_flight, idle): (Vec<Waiter>, Vec<Waiter>) =
-                    parked.into_iter().partition(|waiter| waiter.proposed);
-                // A retry in the log settles its waiter when it applies.
-                self.waiters.extend(in_flight);
-                for waiter in idle {
-                    self.route(waiter.origin, Command::Execute(waiter.args));
-                }
-            }
-        }
-        let leader = self.leader();
-        if leader.is_some() && leader != self.known_leader {
-            let previous = self.known_leader;
-            self.known_leader = leader;
-            if previous.is_some() {
-                self.abandon_forwarded(previous);
-            }
-        }
-        if leader_known && !self.waiting_for_leader.is_empty() {
-            let waiting: Vec<(Origin, Command)> = self.waiting_for_leader.drain(..).collect();
-            for (origin, command) in waiting {
-                self.route(origin, command);
-            }
-            // Routing may have produced more engine work.
-            if self.replica.engine.has_ready() {
-                self.drive();
-            }
-        }
-    }
-
-    /// Commands forwarded to a leader that is no longer the leader may never
-    /// be answered. Reads and blocking commands (which change nothing until
-    /// served) are routed again; a write may or may not have been applied,
-    /// and retrying it could apply it twice, so it waits a short grace for
-    /// the old leader's answer and then fails with an error that says so.
-    fn abandon_forwarded(&mut self, previous: Option<NodeId>) {
-        let abandoned: Vec<RequestId> = self
-            .requests
-            .iter()
-            .filter(|(_, local)| local.forwarded_to.is_some() && local.forwarded_to == previous)
-            .map(|(request, _)| *request)
-            .collect();
-        for request in abandoned {
-            let local = self.requests.get_mut(&request).expect("request");
-            local.forwarded_to = None;
-            let command = local.command.clone();
-            if local.lock_wait.is_some() {
-                // Queued or not, the withdrawal at its deadline settles it.
-                continue;
-            }
-            if is_safe_to_resend(&command) {
-                self.route(Origin::Local(request), command);
-            } else {
-                // The old leader may still be alive and answer (with the
-                // result, or a redirect once it learns its entry was lost):
-                // give it a short grace, then report the unknown outcome.
-                local.forwarded_to = previous;
-                let grace = self.now_ms + LEADER_CHANGE_GRACE_MS;
-                local.deadline_ms = Some(local.deadline_ms.map_or(grace, |d| d.min(grace)));
-            }
-        }
-    }
-
-    /// Answers the clients of this node that the last applied entry
-    /// granted a lock or withdrew from a queue.
-    fn notify_waiters(&mut self) {
-        let notifications = std::mem::take(&mut self.replica.machine.coordination.notifications);
-        for (origin, frame) in notifications {
-            if origin.node == self.options.id {
-                self.reply(Origin::Local(origin.request), frame);
-            }
-        }
-    }
-
-    /// Lock waits whose time ran out are withdrawn through the log, and
-    /// answered when the withdrawal applies (with the token, if the grant
-    /// came first).
-    fn withdraw_lock_waits(&mut self) {
-        let now = self.now_ms;
-        let due: Vec<(RequestId, Bytes)> = self
-            .requests
-            .iter()
-            .filter_map(|(request, local)| match &local.lock_wait {
-                Some((name, deadline)) if *deadline <= now => Some((*request, name.clone())),
-                _ => None,
-            })
-            .collect();
-        for (request, name) in due {
-            let id = self.options.id.to_string();
-            let cancel = Command::Execute(vec![
-                Bytes::from_static(b"LOCK.CANCEL"),
-                name,
-                Bytes::from(id),
-                Bytes::from(request.to_string()),
-            ]);
-            let local = self.requests.get_mut(&request).expect("request");
-            local.lock_wait = None;
-            local.command = cancel.clone();
-            local.deadline_ms = Some(now + self.options.request_timeout_ms);
-            self.route(Origin::Local(request), cancel);
-        }
-    }
-
-    /// The leader proposes the end of a lease that has waiters, so they are
-    /// served even when no other command touches the lock.
-    fn propose_lease_expiry(&mut self) {
-        if !self.is_leader() || self.lease_expiry_in_flight.is_some() {
-            return;
-        }
-        let machine = &self.replica.machine;
-        let now = self.now_ms.max(machine.time_ms);
-        let Some(name) = machine.coordination.expired_lease(now) else { return };
-        let args = vec![Bytes::from_static(b"LOCK.EXPIRE"), name];
-        let action = Action::Coordinate { origin_node: 0, origin_request: 0, args };
-        let payload = Payload { time_ms: self.stamp(), seed: 0, action };
-        if let Ok(proposal) = self.replica.engine.propose(payload.encode()) {
-            self.lease_expiry_in_flight = Some(proposal.index);
+        self.outbox.messages.extend(outbox.messages);
+        self.outbox.to_address.extend(outbox.to_address);
+        for (request, frame) in outbox.replies {
+            self.answer(request, frame);
         }
     }
 
@@ -1002,136 +867,146 @@ impl<E: Engine> Node<E> {
         let mut peers: Vec<(NodeId, String)> = self.peer_addresses().into_iter().collect();
         peers.push((self.options.id, self.options.peer_address.clone()));
         self.outbox.to_address.push((peer.clone(), PeerMessage::Peers(peers)));
-        if !self.is_leader() {
-            if let Some(leader) = self.leader() {
-                self.send(leader, PeerMessage::Join { node, peer, client });
-            }
+        if self.topology.is_sharded() {
+            // Adding a node to a sharded cluster moves replicas and slots,
+            // which needs the placement controller; until then the node
+            // learns the peers and nothing more.
             return;
         }
-        let known =
-            self.replica.machine.addresses.get(&node) == Some(&(peer.clone(), client.clone()));
-        if !known {
-            let action = Action::Address { node, peer, client };
-            let payload = Payload { time_ms: self.stamp(), seed: 0, action };
-            // If this fails the joining node asks again.
-            let _ = self.replica.engine.propose(payload.encode());
-        }
-        if !self.replica.engine.status().membership.contains(node) {
-            self.queue_membership(MembershipChange::AddLearner(node));
+        let group = *self.topology.shards.keys().next().expect("a topology has a shard");
+        if let Some(shard) = self.shards.get_mut(&group) {
+            shard.join_requested(node, peer, client, self.now_ms);
+            self.collect(group);
         }
     }
 
-    /// The leader puts its own address in the replicated book (founding
-    /// members are known only from the command line until then), so nodes
-    /// that join later learn it from the log.
-    fn replicate_own_address(&mut self) {
-        if self.ticks % CAUGHT_UP_REPORT_TICKS != 0 || !self.is_leader() {
-            return;
-        }
-        let own = (self.options.peer_address.clone(), self.options.client_address.clone());
-        if own.0.is_empty() || self.replica.machine.addresses.get(&self.options.id) == Some(&own) {
-            return;
-        }
-        let (peer, client) = own;
-        let action = Action::Address { node: self.options.id, peer, client };
-        let payload = Payload { time_ms: self.stamp(), seed: 0, action };
-        // If this is refused (busy, stepping down), a later tick tries again.
-        let _ = self.replica.engine.propose(payload.encode());
-    }
-
-    fn queue_membership(&mut self, change: MembershipChange) {
-        if !self.membership_queue.contains(&change) {
-            self.membership_queue.push_back(change);
-        }
-    }
-
-    fn advance_membership(&mut self) {
-        let Some(&change) = self.membership_queue.front() else { return };
-        if !self.is_leader() {
-            return;
-        }
-        match self.replica.engine.propose_membership(change) {
-            Ok(_) | Err(Error::InvalidMembershipChange(_)) => {
-                self.membership_queue.pop_front();
-            }
-            // Another change is in flight, or this term has not committed
-            // yet: try again on a later tick.
-            Err(_) => {}
-        }
-    }
-
-    /// A learner that has applied everything it knows is committed asks the
-    /// leader to promote it.
-    fn report_caught_up(&mut self) {
-        if self.ticks % CAUGHT_UP_REPORT_TICKS != 0 {
-            return;
-        }
-        let status = self.replica.engine.status();
-        let caught_up = status.role == Role::Learner
-            && status.commit > 0
-            && self.replica.machine.applied >= status.commit;
-        if let (true, Some(leader)) = (caught_up, status.leader) {
-            self.send(leader, PeerMessage::CaughtUp { node: self.options.id });
+    fn say_hello(&mut self) {
+        let leading: Vec<GroupId> =
+            self.shards.iter().filter(|(_, shard)| shard.is_leader()).map(|(g, _)| *g).collect();
+        let mut nodes: BTreeSet<NodeId> = self.peer_addresses().into_keys().collect();
+        nodes.extend(self.topology.nodes());
+        nodes.remove(&self.options.id);
+        for node in nodes {
+            let hello = PeerMessage::Hello {
+                node: self.options.id,
+                peer: self.options.peer_address.clone(),
+                client: self.options.client_address.clone(),
+                leading: leading.clone(),
+            };
+            self.send(node, hello);
         }
     }
 }
 
-/// Whether sending a command again cannot apply it twice.
-fn is_safe_to_resend(command: &Command) -> bool {
+/// The slot every key of `command` hashes to; `None` for a command without
+/// keys; `-CROSSSLOT` when its keys hash to different slots.
+fn command_slot(command: &Command) -> Result<Option<u16>, Frame> {
+    let keys = command_keys(command);
+    let mut slots = keys.iter().map(|key| placement::key_slot(key));
+    let Some(first) = slots.next() else { return Ok(None) };
+    if slots.any(|slot| slot != first) {
+        return Err(Frame::error("CROSSSLOT Keys in request don't hash to the same slot"));
+    }
+    Ok(Some(first))
+}
+
+fn first_key(command: &Command) -> Option<Bytes> {
+    command_keys(command).into_iter().next()
+}
+
+/// The keys a command touches: its data keys, a lock's or an election's
+/// name, the command inside `SEQ`, every command of a transaction and the
+/// keys it watched.
+pub fn command_keys(command: &Command) -> Vec<Bytes> {
+    match command {
+        Command::KeyVersions(keys) => keys.clone(),
+        Command::Transaction { watched, commands } => {
+            let mut keys: Vec<Bytes> = watched.iter().map(|(key, _)| key.clone()).collect();
+            for args in commands {
+                keys.extend(args_keys(args));
+            }
+            keys
+        }
+        Command::Execute(args) => args_keys(args),
+    }
+}
+
+fn args_keys(args: &[Bytes]) -> Vec<Bytes> {
+    let Some(name) = args.first() else { return Vec::new() };
+    if name.eq_ignore_ascii_case(b"seq") {
+        return args.get(3..).map(args_keys).unwrap_or_default();
+    }
+    if crate::coordination::lookup_internal(name).is_some() {
+        let lower = name.to_ascii_lowercase();
+        let named = lower.starts_with(b"lock.") || lower.starts_with(b"elect.");
+        return if named { args.get(1).cloned().into_iter().collect() } else { Vec::new() };
+    }
+    commands::command_keys(args).unwrap_or_default()
+}
+
+/// Whether a command only reads (served by `READONLY` clients' replicas).
+fn is_read(command: &Command) -> bool {
     match command {
         Command::KeyVersions(_) => true,
         Command::Transaction { .. } => false,
-        Command::Execute(args) => {
-            let Some(name) = args.first() else { return false };
-            if name.eq_ignore_ascii_case(b"seq") {
-                // The session applies a sequence number at most once.
-                return true;
-            }
-            if let Some(spec) = crate::coordination::lookup(name) {
-                // Observing an election changes nothing until it is served.
-                return !spec.write || name.eq_ignore_ascii_case(b"elect.observe");
-            }
-            commands::lookup(name).is_some_and(|spec| spec.is_readonly() || spec.is_blocking())
+        Command::Execute(args) => args.first().is_some_and(|name| {
+            commands::lookup(name).is_some_and(|spec| spec.is_readonly() && !spec.is_blocking())
+        }),
+    }
+}
+
+/// Combines the parts of a command that ran on several shards.
+fn combine(gather: Gather, parts: Vec<Frame>) -> Frame {
+    if let Some(error) = parts.iter().find(|frame| matches!(frame, Frame::Error(_))) {
+        return error.clone();
+    }
+    match gather {
+        Gather::Sum => Frame::Integer(
+            parts.iter().map(|frame| if let Frame::Integer(n) = frame { *n } else { 0 }).sum(),
+        ),
+        Gather::Concat => Frame::Array(
+            parts
+                .into_iter()
+                .flat_map(|frame| match frame {
+                    Frame::Array(elements) | Frame::Set(elements) => elements,
+                    _ => Vec::new(),
+                })
+                .collect(),
+        ),
+        Gather::AllOk => Frame::ok(),
+        Gather::FirstNonNull { start } => {
+            let count = parts.len();
+            (0..count)
+                .map(|offset| &parts[(start + offset) % count])
+                .find(|frame| !matches!(frame, Frame::Null | Frame::NullArray))
+                .cloned()
+                .unwrap_or(Frame::Null)
+        }
+        Gather::Scan { position, shards } => {
+            let Some(Frame::Array(mut reply)) = parts.into_iter().next() else {
+                return Frame::error("ERR malformed SCAN reply from a shard");
+            };
+            let inner = match reply.first() {
+                Some(Frame::Bulk(cursor)) => {
+                    std::str::from_utf8(cursor).ok().and_then(|c| c.parse::<u64>().ok())
+                }
+                _ => None,
+            };
+            let Some(inner) = inner else {
+                return Frame::error("ERR malformed SCAN reply from a shard");
+            };
+            let next = if inner == 0 {
+                // This shard is done: the next one from its start, or the end.
+                if position + 1 >= shards {
+                    0
+                } else {
+                    ((position as u64) + 2) << SCAN_SHARD_SHIFT
+                }
+            } else {
+                (((position as u64) + 1) << SCAN_SHARD_SHIFT) | (inner >> SCAN_INNER_SHIFT)
+            };
+            reply[0] = Frame::bulk(next.to_string());
+            Frame::Array(reply)
         }
     }
-}
-
-fn is_coordination(args: &[Bytes]) -> bool {
-    args.first().and_then(|name| crate::coordination::lookup_internal(name)).is_some()
-}
-
-/// Whether a command is served on the read path (`Some(true)`), goes
-/// through the log (`Some(false)`), or is unknown. A blocking read (XREAD)
-/// goes through the log: blocking must be ordered with the writes that wake
-/// it.
-fn is_readonly(name: &[u8]) -> Option<bool> {
-    if let Some(spec) = crate::coordination::lookup_internal(name) {
-        return Some(!spec.write);
-    }
-    commands::lookup(name).map(|spec| spec.is_readonly() && !spec.is_blocking())
-}
-
-fn is_blocking(args: &[Bytes]) -> bool {
-    let Some(name) = args.first() else { return false };
-    if name.eq_ignore_ascii_case(b"elect.observe") {
-        return true;
-    }
-    if name.eq_ignore_ascii_case(b"seq") {
-        return args.len() > 3 && is_blocking(&args[3..]);
-    }
-    commands::lookup(name).is_some_and(|spec| spec.is_blocking())
-}
-
-/// For `LOCK.ACQUIRE … WAIT ms` and `ELECT.CAMPAIGN … WAIT ms`: the lock's
-/// name and when this node withdraws the wait.
-fn lock_wait(command: &Command, now_ms: u64) -> Option<(Bytes, u64)> {
-    let Command::Execute(args) = command else { return None };
-    let name = args.first()?;
-    if !name.eq_ignore_ascii_case(b"lock.acquire") && !name.eq_ignore_ascii_case(b"elect.campaign")
-    {
-        return None;
-    }
-    let position = args.iter().position(|arg| arg.eq_ignore_ascii_case(b"wait"))?;
-    let wait_ms: u64 = std::str::from_utf8(args.get(position + 1)?).ok()?.parse().ok()?;
-    Some((args.get(1)?.clone(), now_ms.saturating_add(wait_ms)))
 }

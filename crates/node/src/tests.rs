@@ -11,14 +11,19 @@ use consensus::{Durable, Engine, Membership, NodeId, Options};
 type Build<E> = fn(Options, Membership, Durable) -> E;
 use resp::Frame;
 
-use crate::{Command, DiskTask, Node, NodeOptions, PeerMessage, RequestId};
+use crate::{
+    Command, DiskTask, GroupId, Node, NodeOptions, PeerMessage, RequestId, Topology, DATA_GROUP,
+};
 
 const TICK_MS: u64 = 10;
 
 struct Cluster<E: Engine> {
     build: Build<E>,
     nodes: BTreeMap<NodeId, Node<E>>,
-    disks: BTreeMap<NodeId, Durable>,
+    /// Each node's durable state, per group.
+    disks: BTreeMap<NodeId, BTreeMap<GroupId, Durable>>,
+    /// The sharded cluster's shape (`None`: one group on every node).
+    topology: Option<Topology>,
     down: BTreeSet<NodeId>,
     isolated: BTreeSet<NodeId>,
     /// Drops each message with this probability, drawing from the generator.
@@ -47,6 +52,7 @@ impl<E: Engine> Cluster<E> {
             build,
             nodes: BTreeMap::new(),
             disks: BTreeMap::new(),
+            topology: None,
             down: BTreeSet::new(),
             isolated: BTreeSet::new(),
             loss: None,
@@ -57,23 +63,71 @@ impl<E: Engine> Cluster<E> {
             options,
         };
         for id in 1..=size {
-            cluster.disks.insert(id, Durable::default());
+            cluster.disks.insert(id, BTreeMap::new());
             cluster.start(id, size);
         }
         cluster
     }
 
+    /// `size` nodes holding `shards` groups of `replicas` replicas each.
+    fn sharded(
+        size: u64,
+        shards: u64,
+        replicas: usize,
+        cluster_enabled: bool,
+        build: Build<E>,
+    ) -> Cluster<E> {
+        let nodes: Vec<NodeId> = (1..=size).collect();
+        let topology = Topology::sharded(&nodes, shards, replicas, cluster_enabled).unwrap();
+        let mut cluster = Cluster::new(0, build);
+        cluster.options = |id| {
+            let mut options = options(id);
+            options.client_address = format!("10.0.0.{id}:6379");
+            options
+        };
+        cluster.topology = Some(topology);
+        for id in 1..=size {
+            cluster.disks.insert(id, BTreeMap::new());
+            cluster.start(id, size);
+        }
+        cluster
+    }
+
+    /// Ticks until every group has a leader that every replica knows.
+    fn elect_all(&mut self) {
+        for _ in 0..300 {
+            self.tick(1);
+            let settled = self.nodes.values().all(|node| {
+                node.shard_statuses().iter().all(|(_, status)| status.leader.is_some())
+            });
+            if settled {
+                return;
+            }
+        }
+        panic!("some group elected no leader");
+    }
+
     fn start(&mut self, id: NodeId, size: u64) {
         let founding = Membership::with_voters(1..=size);
-        let durable = self.disks[&id].clone();
-        let node = Node::new(
-            (self.options)(id),
-            self.build,
-            founding,
-            BTreeMap::new(),
-            durable,
-            self.now_ms,
-        );
+        let disks = self.disks[&id].clone();
+        let node = match &self.topology {
+            Some(topology) => Node::with_topology(
+                (self.options)(id),
+                self.build,
+                topology.clone(),
+                BTreeMap::new(),
+                disks,
+                self.now_ms,
+            ),
+            None => Node::new(
+                (self.options)(id),
+                self.build,
+                founding,
+                BTreeMap::new(),
+                disks.get(&DATA_GROUP).cloned().unwrap_or_default(),
+                self.now_ms,
+            ),
+        };
         self.nodes.insert(id, node);
         self.down.remove(&id);
         self.flush(id);
@@ -94,13 +148,16 @@ impl<E: Engine> Cluster<E> {
             }
             let mut last_write = None;
             for task in outbox.disk {
-                let disk = self.disks.get_mut(&id).expect("disk");
+                let disks = self.disks.get_mut(&id).expect("disk");
                 match task {
                     DiskTask::Write(write) => {
+                        let disk = disks.entry(write.group).or_default();
                         disk.persist(write.snapshot, write.entries, write.hard_state);
                         last_write = Some(write.id);
                     }
-                    DiskTask::SaveSnapshot { snapshot, .. } => disk.compact(snapshot),
+                    DiskTask::SaveSnapshot { group, snapshot } => {
+                        disks.entry(group).or_default().compact(snapshot)
+                    }
                 }
             }
             for (to, message) in outbox.messages {
@@ -800,7 +857,7 @@ fn a_new_node_joins_catches_up_and_becomes_a_voter<E: Engine>(build: Build<E>) {
         Durable::default(),
         now,
     );
-    cluster.disks.insert(2, Durable::default());
+    cluster.disks.insert(2, BTreeMap::new());
     cluster.nodes.insert(2, joining);
     let join = cluster.nodes[&2].join_message();
     cluster.network.push_back((2, 1, join));
@@ -817,6 +874,145 @@ fn a_new_node_joins_catches_up_and_becomes_a_voter<E: Engine>(build: Build<E>) {
 }
 
 /// Every node-level test runs against both engines.
+/// The node hosting a replica of the group that owns `key` and leading it.
+fn slot_leader<E: Engine>(cluster: &Cluster<E>, key: &str) -> (GroupId, NodeId) {
+    let topology = cluster.topology.as_ref().expect("sharded");
+    let group = topology.group_of_slot(placement::key_slot(key.as_bytes()));
+    let leader = cluster
+        .nodes
+        .values()
+        .find(|node| {
+            node.shard_statuses()
+                .iter()
+                .any(|(g, status)| *g == group && status.role == consensus::Role::Leader)
+        })
+        .map(|node| node.id())
+        .expect("the group has a leader");
+    (group, leader)
+}
+
+fn a_sharded_cluster_spreads_keys_over_shards_and_serves_them_from_any_node<E: Engine>(
+    build: Build<E>,
+) {
+    let mut cluster = Cluster::sharded(5, 10, 3, false, build);
+    cluster.elect_all();
+    let keys = 120;
+    for i in 0..keys {
+        let node = 1 + i % 5;
+        let reply = cluster.call(node, &["SET", &format!("key:{i}"), &format!("value {i}")]);
+        assert_eq!(reply, Frame::ok(), "SET key:{i} through n{node}");
+    }
+    for i in 0..keys {
+        let node = 1 + (i * 7 + 3) % 5;
+        let reply = cluster.call(node, &["GET", &format!("key:{i}")]);
+        assert_eq!(reply, Frame::bulk(format!("value {i}")), "GET key:{i} through n{node}");
+    }
+    // Every key lives on exactly the three replicas of its slot's group.
+    let topology = cluster.topology.clone().unwrap();
+    for i in 0..keys {
+        let key = format!("key:{i}");
+        let slot = placement::key_slot(key.as_bytes());
+        let holders: Vec<NodeId> = cluster
+            .nodes
+            .values()
+            .filter(|node| {
+                node.keys_in_slot(slot, usize::MAX, cluster.now_ms)
+                    .is_some_and(|held| held.iter().any(|k| k == key.as_bytes()))
+            })
+            .map(|node| node.id())
+            .collect();
+        let mut expected = topology.shards[&topology.group_of_slot(slot)].clone();
+        expected.sort_unstable();
+        assert_eq!(holders, expected, "{key} held by the wrong nodes");
+    }
+    // Whole-keyspace commands combine every shard's part.
+    for node in 1..=5 {
+        assert_eq!(cluster.call(node, &["DBSIZE"]), Frame::Integer(keys as i64));
+    }
+    let Frame::Array(listed) = cluster.call(2, &["KEYS", "key:*"]) else { panic!("KEYS") };
+    assert_eq!(listed.len(), keys as usize);
+    let mut scanned = BTreeSet::new();
+    let mut cursor = "0".to_string();
+    for round in 0.. {
+        assert!(round < 1_000, "SCAN never ends");
+        let Frame::Array(reply) = cluster.call(3, &["SCAN", &cursor, "COUNT", "7"]) else {
+            panic!("SCAN")
+        };
+        let (Frame::Bulk(next), Frame::Array(names)) = (&reply[0], &reply[1]) else {
+            panic!("SCAN reply {reply:?}")
+        };
+        for name in names {
+            let Frame::Bulk(name) = name else { panic!("name") };
+            scanned.insert(name.clone());
+        }
+        cursor = String::from_utf8(next.to_vec()).unwrap();
+        if cursor == "0" {
+            break;
+        }
+    }
+    assert_eq!(scanned.len(), keys as usize, "SCAN missed keys");
+    assert!(matches!(cluster.call(4, &["RANDOMKEY"]), Frame::Bulk(_)));
+    // Keys of one command must share a slot; hash tags make them.
+    let crossed = cluster.call(1, &["MSET", "a", "1", "b", "2"]);
+    assert!(matches!(&crossed, Frame::Error(e) if e.starts_with("CROSSSLOT")), "{crossed:?}");
+    assert_eq!(cluster.call(1, &["MSET", "{user}a", "1", "{user}b", "2"]), Frame::ok());
+    assert_eq!(
+        cluster.call(5, &["MGET", "{user}a", "{user}b"]),
+        Frame::Array(vec![Frame::bulk("1"), Frame::bulk("2")])
+    );
+    assert_eq!(cluster.call(5, &["FLUSHALL"]), Frame::ok());
+    assert_eq!(cluster.call(1, &["DBSIZE"]), Frame::Integer(0));
+}
+
+fn cluster_mode_redirects_to_the_slot_leader_and_readonly_reads_from_replicas<E: Engine>(
+    build: Build<E>,
+) {
+    let mut cluster = Cluster::sharded(5, 6, 3, true, build);
+    cluster.elect_all();
+    // Addresses and leaders travel in the nodes' periodic hellos.
+    cluster.tick(25);
+    let key = "user:1000";
+    let slot = placement::key_slot(key.as_bytes());
+    let (group, leader) = slot_leader(&cluster, key);
+    assert_eq!(cluster.call(leader, &["SET", key, "v"]), Frame::ok());
+    let topology = cluster.topology.clone().unwrap();
+    let replicas = topology.shards[&group].clone();
+    let moved = Frame::Error(format!("MOVED {slot} 10.0.0.{leader}:6379"));
+    for node in 1..=5 {
+        if node == leader {
+            continue;
+        }
+        assert_eq!(cluster.call(node, &["GET", key]), moved, "GET through n{node}");
+        // READONLY clients read from a replica hosted here, linearizably;
+        // a node without a replica still redirects them.
+        cluster.next_request += 1;
+        let request = cluster.next_request;
+        let now = cluster.now_ms;
+        let command = Command::Execute(args(&["GET", key]));
+        cluster.nodes.get_mut(&node).unwrap().submit_with(request, command, true, now);
+        cluster.flush(node);
+        cluster.deliver_all();
+        let reply = cluster.wait(request);
+        if replicas.contains(&node) {
+            assert_eq!(reply, Frame::bulk("v"), "READONLY GET on replica n{node}");
+        } else {
+            assert_eq!(reply, moved, "READONLY GET on n{node}, which holds no replica");
+        }
+    }
+    // Every node reports the same leader for every shard.
+    let views: Vec<_> = cluster.nodes.values().map(|node| node.cluster_view().shards).collect();
+    assert!(views.windows(2).all(|pair| pair[0] == pair[1]), "views differ: {views:?}");
+    let view = cluster.nodes[&1].cluster_view();
+    let covered: u32 = view
+        .shards
+        .iter()
+        .flat_map(|shard| shard.slots.iter().map(|(a, b)| u32::from(b - a) + 1))
+        .sum();
+    assert_eq!(covered, 16384);
+    assert_eq!(view.nodes.len(), 5);
+    assert!(view.nodes.values().all(|address| !address.is_empty()));
+}
+
 macro_rules! both_engines {
     ($($name:ident),* $(,)?) => {
         $(
@@ -836,6 +1032,8 @@ macro_rules! both_engines {
 }
 
 both_engines!(
+    a_sharded_cluster_spreads_keys_over_shards_and_serves_them_from_any_node,
+    cluster_mode_redirects_to_the_slot_leader_and_readonly_reads_from_replicas,
     a_new_node_joins_catches_up_and_becomes_a_voter,
     a_sequenced_blocking_pop_retried_after_it_was_served_gets_the_same_element,
     stream_groups_deliver_every_acknowledged_entry_through_faults,

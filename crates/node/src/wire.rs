@@ -5,15 +5,16 @@
 //! a `u32` length or count in front of it.
 //!
 //! ```text
-//! peer message = version:u8 (= 1)  tag:u8  body
+//! peer message = version:u8 (= 2)  tag:u8  body
 //! tag body   0 Consensus  group:u64 length:u32 message       (the engine's encoding)
-//!            1 Forward    request:u64 command
-//!            2 Reply      request:u64 length:u32 frame      (RESP3)
+//!            1 Forward    group:u64 request:u64 command
+//!            2 Reply      group:u64 request:u64 length:u32 frame      (RESP3)
 //!                         null_array_count:u32 position:u32*
-//!            3 Redirect   request:u64 has_leader:bool [leader:u64 if has_leader]
+//!            3 Redirect   group:u64 request:u64 has_leader:bool [leader:u64 if has_leader]
 //!            4 Join       node:u64 peer:string client:string
-//!            5 CaughtUp   node:u64
+//!            5 CaughtUp   group:u64 node:u64
 //!            6 Peers      count:u32, (node:u64, peer address)*
+//!            7 Hello      node:u64 peer:string client:string count:u32 led_group:u64*
 //! command    = tag:u8 body
 //!            0 Execute      arguments
 //!            1 Transaction  watched_count:u32 (key:bytes version:u64)* command_count:u32 arguments*
@@ -45,7 +46,7 @@ use resp::{Frame, Limits, Protocol};
 use crate::node::{Command, PeerMessage};
 
 /// The only version this code writes and reads.
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 
 const TAG_CONSENSUS: u8 = 0;
 const TAG_FORWARD: u8 = 1;
@@ -54,6 +55,7 @@ const TAG_REDIRECT: u8 = 3;
 const TAG_JOIN: u8 = 4;
 const TAG_CAUGHT_UP: u8 = 5;
 const TAG_PEERS: u8 = 6;
+const TAG_HELLO: u8 = 7;
 
 const COMMAND_EXECUTE: u8 = 0;
 const COMMAND_TRANSACTION: u8 = 1;
@@ -81,18 +83,21 @@ impl<M: consensus::Message> PeerMessage<M> {
                 message.encode(&mut encoded);
                 put_bytes(&mut out, &encoded, "consensus message");
             }
-            PeerMessage::Forward { request, command } => {
+            PeerMessage::Forward { group, request, command } => {
                 out.put_u8(TAG_FORWARD);
+                out.put_u64_le(*group);
                 out.put_u64_le(*request);
                 put_command(&mut out, command);
             }
-            PeerMessage::Reply { request, frame } => {
+            PeerMessage::Reply { group, request, frame } => {
                 out.put_u8(TAG_REPLY);
+                out.put_u64_le(*group);
                 out.put_u64_le(*request);
                 put_frame(&mut out, frame);
             }
-            PeerMessage::Redirect { request, leader } => {
+            PeerMessage::Redirect { group, request, leader } => {
                 out.put_u8(TAG_REDIRECT);
+                out.put_u64_le(*group);
                 out.put_u64_le(*request);
                 match leader {
                     None => put_bool(&mut out, false),
@@ -108,9 +113,20 @@ impl<M: consensus::Message> PeerMessage<M> {
                 put_bytes(&mut out, peer.as_bytes(), "peer address");
                 put_bytes(&mut out, client.as_bytes(), "client address");
             }
-            PeerMessage::CaughtUp { node } => {
+            PeerMessage::CaughtUp { group, node } => {
                 out.put_u8(TAG_CAUGHT_UP);
+                out.put_u64_le(*group);
                 out.put_u64_le(*node);
+            }
+            PeerMessage::Hello { node, peer, client, leading } => {
+                out.put_u8(TAG_HELLO);
+                out.put_u64_le(*node);
+                put_bytes(&mut out, peer.as_bytes(), "peer address");
+                put_bytes(&mut out, client.as_bytes(), "client address");
+                put_length(&mut out, leading.len(), "led groups");
+                for group in leading {
+                    out.put_u64_le(*group);
+                }
             }
             PeerMessage::Peers(peers) => {
                 out.put_u8(TAG_PEERS);
@@ -138,25 +154,41 @@ impl<M: consensus::Message> PeerMessage<M> {
                 PeerMessage::Consensus { group, message }
             }
             TAG_FORWARD => {
+                let group = reader.u64("group")?;
                 let request = reader.u64("request")?;
-                PeerMessage::Forward { request, command: read_command(&mut reader)? }
+                PeerMessage::Forward { group, request, command: read_command(&mut reader)? }
             }
             TAG_REPLY => {
+                let group = reader.u64("group")?;
                 let request = reader.u64("request")?;
-                PeerMessage::Reply { request, frame: take_frame(&mut reader)? }
+                PeerMessage::Reply { group, request, frame: take_frame(&mut reader)? }
             }
             TAG_REDIRECT => {
+                let group = reader.u64("group")?;
                 let request = reader.u64("request")?;
                 let leader =
                     if reader.bool("has_leader")? { Some(reader.u64("leader")?) } else { None };
-                PeerMessage::Redirect { request, leader }
+                PeerMessage::Redirect { group, request, leader }
             }
             TAG_JOIN => PeerMessage::Join {
                 node: reader.u64("node")?,
                 peer: reader.string("peer address")?,
                 client: reader.string("client address")?,
             },
-            TAG_CAUGHT_UP => PeerMessage::CaughtUp { node: reader.u64("node")? },
+            TAG_CAUGHT_UP => {
+                PeerMessage::CaughtUp { group: reader.u64("group")?, node: reader.u64("node")? }
+            }
+            TAG_HELLO => {
+                let node = reader.u64("node")?;
+                let peer = reader.string("peer address")?;
+                let client = reader.string("client address")?;
+                let count = reader.count("led groups", 8)?;
+                let mut leading = Vec::with_capacity(count);
+                for _ in 0..count {
+                    leading.push(reader.u64("group")?);
+                }
+                PeerMessage::Hello { node, peer, client, leading }
+            }
             TAG_PEERS => {
                 // Each peer takes at least a node id and a length.
                 let count = reader.count("peers", 12)?;
@@ -429,9 +461,14 @@ mod tests {
                     commit: 2,
                 }),
             },
-            Peer::Forward { request: 7, command: Command::Execute(arguments(&["SET", "k", "v"])) },
-            Peer::Forward { request: 8, command: Command::Execute(Vec::new()) },
             Peer::Forward {
+                group: 7,
+                request: 7,
+                command: Command::Execute(arguments(&["SET", "k", "v"])),
+            },
+            Peer::Forward { group: 8, request: 8, command: Command::Execute(Vec::new()) },
+            Peer::Forward {
+                group: 2,
                 request: 9,
                 command: Command::Transaction {
                     watched: vec![(Bytes::from("k"), 3), (Bytes::new(), u64::MAX)],
@@ -439,18 +476,35 @@ mod tests {
                 },
             },
             Peer::Forward {
+                group: 2,
                 request: 10,
                 command: Command::Transaction { watched: Vec::new(), commands: Vec::new() },
             },
-            Peer::Forward { request: 11, command: Command::KeyVersions(arguments(&["a", "b"])) },
-            Peer::Reply { request: 12, frame: every_frame() },
-            Peer::Reply { request: 13, frame: Frame::NullArray },
-            Peer::Reply { request: 14, frame: Frame::Null },
-            Peer::Redirect { request: 15, leader: None },
-            Peer::Redirect { request: 16, leader: Some(3) },
+            Peer::Forward {
+                group: 11,
+                request: 11,
+                command: Command::KeyVersions(arguments(&["a", "b"])),
+            },
+            Peer::Reply { group: 1, request: 12, frame: every_frame() },
+            Peer::Reply { group: 1, request: 13, frame: Frame::NullArray },
+            Peer::Reply { group: 1, request: 14, frame: Frame::Null },
+            Peer::Redirect { group: 3, request: 15, leader: None },
+            Peer::Redirect { group: 3, request: 16, leader: Some(3) },
             Peer::Join { node: 4, peer: "10.0.0.4:7000".into(), client: "10.0.0.4:6379".into() },
             Peer::Join { node: 5, peer: String::new(), client: "h\u{e9}te:1".into() },
-            Peer::CaughtUp { node: 4 },
+            Peer::CaughtUp { group: 9, node: 4 },
+            Peer::Hello {
+                node: 6,
+                peer: "10.0.0.6:7000".into(),
+                client: "10.0.0.6:6379".into(),
+                leading: vec![1, 7],
+            },
+            Peer::Hello {
+                node: 7,
+                peer: String::new(),
+                client: String::new(),
+                leading: Vec::new(),
+            },
             Peer::Peers(vec![(1, "127.0.0.1:17001".to_string()), (2, String::new())]),
         ]
     }
@@ -533,11 +587,20 @@ mod tests {
     }
 
     fn random_message(rng: &mut Rng) -> Peer {
-        match rng.range(0, 6) {
+        match rng.range(0, 7) {
             0 => Peer::Consensus { group: rng.next_u64(), message: random_raft(rng) },
-            1 => Peer::Forward { request: rng.next_u64(), command: random_command(rng) },
-            2 => Peer::Reply { request: rng.next_u64(), frame: random_frame(rng, 3) },
+            1 => Peer::Forward {
+                group: rng.next_u64(),
+                request: rng.next_u64(),
+                command: random_command(rng),
+            },
+            2 => Peer::Reply {
+                group: rng.next_u64(),
+                request: rng.next_u64(),
+                frame: random_frame(rng, 3),
+            },
             3 => Peer::Redirect {
+                group: rng.next_u64(),
                 request: rng.next_u64(),
                 leader: rng.chance(1, 2).then(|| rng.next_u64()),
             },
@@ -546,7 +609,13 @@ mod tests {
                 peer: random_text(rng),
                 client: random_text(rng),
             },
-            _ => Peer::CaughtUp { node: rng.next_u64() },
+            5 => Peer::Hello {
+                node: rng.next_u64(),
+                peer: random_text(rng),
+                client: random_text(rng),
+                leading: (0..rng.range(0, 4)).map(|_| rng.next_u64()).collect(),
+            },
+            _ => Peer::CaughtUp { group: rng.next_u64(), node: rng.next_u64() },
         }
     }
 
@@ -585,8 +654,9 @@ mod tests {
         let mut plain = bytes::BytesMut::new();
         resp::encode(&frame, resp::Protocol::Resp3, &mut plain);
         assert_eq!(&plain[..], b"*2\r\n_\r\n_\r\n", "RESP3 alone cannot tell them apart");
-        let decoded = Peer::decode(Peer::Reply { request: 1, frame: frame.clone() }.encode());
-        assert_eq!(decoded, Ok(Peer::Reply { request: 1, frame }));
+        let decoded =
+            Peer::decode(Peer::Reply { group: 1, request: 1, frame: frame.clone() }.encode());
+        assert_eq!(decoded, Ok(Peer::Reply { group: 1, request: 1, frame }));
     }
 
     #[test]
@@ -594,6 +664,7 @@ mod tests {
         // Goal: a position that names no null, repeats, or lies past the frame is refused.
         let encode_with = |frame: &[u8], positions: &[u32]| {
             let mut bytes = vec![VERSION, TAG_REPLY];
+            bytes.extend_from_slice(&1u64.to_le_bytes());
             bytes.extend_from_slice(&1u64.to_le_bytes());
             bytes.extend_from_slice(&(frame.len() as u32).to_le_bytes());
             bytes.extend_from_slice(frame);
@@ -605,7 +676,10 @@ mod tests {
         };
         let frame = b"*3\r\n_\r\n:1\r\n_\r\n";
         let restored = Frame::Array(vec![Frame::NullArray, Frame::Integer(1), Frame::NullArray]);
-        assert_eq!(encode_with(frame, &[1, 3]), Ok(Peer::Reply { request: 1, frame: restored }));
+        assert_eq!(
+            encode_with(frame, &[1, 3]),
+            Ok(Peer::Reply { group: 1, request: 1, frame: restored })
+        );
         for positions in [&[0][..], &[2], &[4], &[1, 1], &[3, 1]] {
             assert!(
                 matches!(encode_with(frame, positions), Err(WireError::Invalid { .. })),
@@ -622,7 +696,7 @@ mod tests {
         let many = Frame::Array(vec![Frame::Integer(1); 5_000]);
         let big_bulk = Frame::Bulk(Bytes::from(vec![7u8; 1 << 20]));
         for frame in [long_error, many, big_bulk] {
-            let message = Peer::Reply { request: 1, frame };
+            let message = Peer::Reply { group: 1, request: 1, frame };
             assert_eq!(Peer::decode(message.encode()), Ok(message));
         }
         let mut deep = Frame::Null;
@@ -630,7 +704,7 @@ mod tests {
             deep = Frame::Array(vec![deep]);
         }
         assert_eq!(
-            Peer::decode(Peer::Reply { request: 1, frame: deep }.encode()),
+            Peer::decode(Peer::Reply { group: 1, request: 1, frame: deep }.encode()),
             Err(WireError::Invalid { field: "reply frame", reason: "malformed RESP3" })
         );
     }
@@ -638,18 +712,18 @@ mod tests {
     #[test]
     fn malformed_frames_are_named_errors() {
         // Goal: each kind of malformation gives the error that describes it.
-        let valid = Peer::Redirect { request: 1, leader: Some(2) }.encode();
+        let valid = Peer::Redirect { group: 3, request: 1, leader: Some(2) }.encode();
         let mut bytes = valid.to_vec();
         bytes[0] = 9;
         assert_eq!(Peer::decode(bytes.into()), Err(WireError::UnknownVersion(9)));
         let mut bytes = valid.to_vec();
-        bytes[1] = 7;
+        bytes[1] = 8;
         assert_eq!(
             Peer::decode(bytes.into()),
-            Err(WireError::UnknownTag { kind: "peer message", tag: 7 })
+            Err(WireError::UnknownTag { kind: "peer message", tag: 8 })
         );
         let mut bytes = valid.to_vec();
-        bytes[10] = 2;
+        bytes[18] = 2;
         assert!(matches!(
             Peer::decode(bytes.into()),
             Err(WireError::Invalid { field: "has_leader", .. })
@@ -659,7 +733,9 @@ mod tests {
         assert_eq!(Peer::decode(bytes.into()), Err(WireError::TrailingBytes(1)));
 
         let mut bytes =
-            Peer::Forward { request: 1, command: Command::Execute(Vec::new()) }.encode().to_vec();
+            Peer::Forward { group: 1, request: 1, command: Command::Execute(Vec::new()) }
+                .encode()
+                .to_vec();
         let count_at = bytes.len() - 4;
         bytes[count_at..].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(matches!(
@@ -685,9 +761,12 @@ mod tests {
     #[test]
     fn arguments_are_not_copied() {
         // Goal: forwarded arguments point into the received frame's buffer.
-        let frame =
-            Peer::Forward { request: 1, command: Command::Execute(arguments(&["GET", "k"])) }
-                .encode();
+        let frame = Peer::Forward {
+            group: 1,
+            request: 1,
+            command: Command::Execute(arguments(&["GET", "k"])),
+        }
+        .encode();
         let frame_range = frame.as_ptr() as usize..frame.as_ptr() as usize + frame.len();
         let Ok(Peer::Forward { command: Command::Execute(decoded), .. }) =
             Peer::decode(frame.clone())
