@@ -173,6 +173,10 @@ pub struct NodeStatus {
 const INTERNAL_REQUEST: RequestId = 1 << 63;
 /// Ticks between two `Hello`s to every peer.
 const HELLO_TICKS: u64 = 10;
+/// A node not heard from for this many ticks is not given leadership.
+const ALIVE_TICKS: u64 = 3 * HELLO_TICKS;
+/// Ticks between two rounds of handing leaderships to preferred leaders.
+const BALANCE_TICKS: u64 = 40;
 /// How often a command for a group this node does not host may be sent
 /// to another node before it fails.
 const REMOTE_REDIRECTS_MAX: u32 = 8;
@@ -227,6 +231,8 @@ pub struct Node<E: Engine> {
     client_addresses: BTreeMap<NodeId, String>,
     /// The last node known to lead each group this node does not host.
     leader_hints: BTreeMap<GroupId, NodeId>,
+    /// When each peer's last `Hello` arrived (this node's tick count).
+    heard_from: BTreeMap<NodeId, u64>,
     remote: BTreeMap<RequestId, RemoteRequest>,
     gatherings: BTreeMap<RequestId, Gathering>,
     /// Internal request → the gathering it is a part of.
@@ -299,6 +305,7 @@ impl<E: Engine> Node<E> {
             local_peers: peers,
             client_addresses: BTreeMap::new(),
             leader_hints: BTreeMap::new(),
+            heard_from: BTreeMap::new(),
             remote: BTreeMap::new(),
             gatherings: BTreeMap::new(),
             parts: BTreeMap::new(),
@@ -482,6 +489,9 @@ impl<E: Engine> Node<E> {
         if self.ticks % HELLO_TICKS == 0 {
             self.say_hello();
         }
+        if self.ticks % BALANCE_TICKS == 0 {
+            self.balance_leaders();
+        }
     }
 
     /// A client command arrived at this node.
@@ -575,6 +585,7 @@ impl<E: Engine> Node<E> {
             }
             PeerMessage::Hello { node, peer, client, leading } => {
                 if node != self.options.id {
+                    self.heard_from.insert(node, self.ticks);
                     if !peer.is_empty() {
                         self.local_peers.insert(node, peer);
                     }
@@ -876,6 +887,34 @@ impl<E: Engine> Node<E> {
         let group = *self.topology.shards.keys().next().expect("a topology has a shard");
         if let Some(shard) = self.shards.get_mut(&group) {
             shard.join_requested(node, peer, client, self.now_ms);
+            self.collect(group);
+        }
+    }
+
+    /// Every group this node leads and whose preferred leader (the first
+    /// replica the topology lists; the topology spreads them so every node
+    /// prefers its fair share) is another node that is alive, is handed to
+    /// it. A leader elected while the preferred one was down gives the
+    /// group back once it returns.
+    fn balance_leaders(&mut self) {
+        if !self.topology.is_sharded() {
+            return;
+        }
+        let ticks = self.ticks;
+        let alive = |heard: Option<&u64>| heard.is_some_and(|&at| ticks - at <= ALIVE_TICKS);
+        let handovers: Vec<(GroupId, NodeId)> = self
+            .shards
+            .iter()
+            .filter(|(_, shard)| shard.is_leader())
+            .filter_map(|(group, _)| {
+                let preferred = *self.topology.shards.get(group)?.first()?;
+                let handover =
+                    preferred != self.options.id && alive(self.heard_from.get(&preferred));
+                handover.then_some((*group, preferred))
+            })
+            .collect();
+        for (group, preferred) in handovers {
+            self.shards.get_mut(&group).expect("shard").transfer_leadership(preferred, self.now_ms);
             self.collect(group);
         }
     }

@@ -282,6 +282,18 @@ impl<E: Engine> Shard<E> {
         self.drive();
     }
 
+    /// Hands this group's leadership to `target` (a voter), if this
+    /// replica leads it; the engine catches the target up first.
+    pub fn transfer_leadership(&mut self, target: NodeId, now_ms: u64) {
+        self.now_ms = now_ms;
+        if self.is_leader() && self.replica.engine.status().membership.voters.contains(&target) {
+            // Refused while another transfer or a membership change runs:
+            // a later round tries again.
+            let _ = self.replica.engine.transfer_leadership(target);
+            self.drive();
+        }
+    }
+
     // ----- routing ----------------------------------------------------------
 
     pub fn is_leader(&self) -> bool {

@@ -969,8 +969,9 @@ fn cluster_mode_redirects_to_the_slot_leader_and_readonly_reads_from_replicas<E:
 ) {
     let mut cluster = Cluster::sharded(5, 6, 3, true, build);
     cluster.elect_all();
-    // Addresses and leaders travel in the nodes' periodic hellos.
-    cluster.tick(25);
+    // Addresses and leaders travel in the nodes' periodic hellos; leaders
+    // settle on their preferred nodes.
+    cluster.tick(400);
     let key = "user:1000";
     let slot = placement::key_slot(key.as_bytes());
     let (group, leader) = slot_leader(&cluster, key);
@@ -1013,6 +1014,46 @@ fn cluster_mode_redirects_to_the_slot_leader_and_readonly_reads_from_replicas<E:
     assert!(view.nodes.values().all(|address| !address.is_empty()));
 }
 
+/// How many groups each node leads.
+fn leaders_per_node<E: Engine>(cluster: &Cluster<E>) -> BTreeMap<NodeId, usize> {
+    let mut leads = BTreeMap::new();
+    for node in cluster.nodes.values() {
+        let led = node
+            .shard_statuses()
+            .iter()
+            .filter(|(_, status)| status.role == consensus::Role::Leader)
+            .count();
+        leads.insert(node.id(), led);
+    }
+    leads
+}
+
+fn leaders_spread_to_preferred_nodes_and_return_after_a_node_restarts<E: Engine>(build: Build<E>) {
+    let mut cluster = Cluster::sharded(5, 10, 3, false, build);
+    cluster.elect_all();
+    // Hellos, then a few balancing rounds.
+    cluster.tick(400);
+    assert_eq!(leaders_per_node(&cluster), (1..=5).map(|n| (n, 2)).collect());
+    for i in 0..40 {
+        assert_eq!(cluster.call(1 + i % 5, &["SET", &format!("k{i}"), "1"]), Frame::ok());
+    }
+    // Node 3 dies: its groups elect other leaders, every key stays writable.
+    cluster.crash(3);
+    cluster.tick(100);
+    let leads = leaders_per_node(&cluster);
+    assert_eq!(leads.values().sum::<usize>(), 10, "{leads:?}");
+    for i in 0..40 {
+        assert_eq!(cluster.call(1 + (i % 2), &["INCR", &format!("k{i}")]), Frame::Integer(2));
+    }
+    // It comes back and is given its groups again.
+    cluster.start(3, 5);
+    cluster.tick(600);
+    assert_eq!(leaders_per_node(&cluster), (1..=5).map(|n| (n, 2)).collect());
+    for i in 0..40 {
+        assert_eq!(cluster.call(3, &["GET", &format!("k{i}")]), Frame::bulk("2"));
+    }
+}
+
 macro_rules! both_engines {
     ($($name:ident),* $(,)?) => {
         $(
@@ -1032,6 +1073,7 @@ macro_rules! both_engines {
 }
 
 both_engines!(
+    leaders_spread_to_preferred_nodes_and_return_after_a_node_restarts,
     a_sharded_cluster_spreads_keys_over_shards_and_serves_them_from_any_node,
     cluster_mode_redirects_to_the_slot_leader_and_readonly_reads_from_replicas,
     a_new_node_joins_catches_up_and_becomes_a_voter,

@@ -12,8 +12,10 @@ use crate::config::Config;
 pub const USAGE: &str = "\
 usage:
   cohort serve [options]            run a node (default: one node on 127.0.0.1:6379, data in ./data)
-  cohort cluster up [--nodes N] [--port P] [--peer-port P] [--data-dir D]
-                                    start a local cluster of N processes (default 3)
+  cohort cluster up [--nodes N] [--port P] [--peer-port P] [--data-dir D] [--shards S]
+                    [--cluster-enabled yes|no]
+                                    start a local cluster of N processes (default 3) holding
+                                    S shards (default 2N) in Redis Cluster mode (default yes)
   cohort version
 
 serve options (also COHORT_<NAME> environment variables and keys of --config FILE):
@@ -33,7 +35,12 @@ serve options (also COHORT_<NAME> environment variables and keys of --config FIL
   --client-query-buffer-limit BYTES   largest command (default 1073741824)
   --tick-ms MS                  consensus tick (default 50; elections take 10-20 ticks)
   --request-timeout-ms MS       how long a command waits for a leader (default 5000)
-  --snapshot-entries N          applied entries between snapshots (default 10000)";
+  --snapshot-entries N          applied entries between snapshots (default 10000)
+  --shards N                    shards (consensus groups) the keyspace is split into, fixed when
+                                the cluster is created (default 1: one group on every node)
+  --replicas N                  replicas of each shard (default: 3, or fewer nodes)
+  --cluster-enabled yes|no      Redis Cluster mode: -MOVED to the slot's leader instead of
+                                proxying (default no)";
 
 /// The names every source accepts, as flags spell them.
 const SETTINGS: &[&str] = &[
@@ -53,6 +60,9 @@ const SETTINGS: &[&str] = &[
     "tick-ms",
     "request-timeout-ms",
     "snapshot-entries",
+    "shards",
+    "replicas",
+    "cluster-enabled",
 ];
 
 /// Reads the configuration: the TOML file (if `--config` names one), then
@@ -144,6 +154,15 @@ fn apply(config: &mut Config, name: &str, value: &str) -> Result<()> {
         "tick-ms" => config.tick_ms = number(value)?,
         "request-timeout-ms" => config.request_timeout_ms = number(value)?,
         "snapshot-entries" => config.snapshot_entries = number(value)?,
+        "shards" => config.shards = number(value)?,
+        "replicas" => config.replicas = Some(number(value)?),
+        "cluster-enabled" => {
+            config.cluster_enabled = match value.trim().to_ascii_lowercase().as_str() {
+                "yes" | "true" | "1" => true,
+                "no" | "false" | "0" => false,
+                _ => bail!("cluster-enabled must be yes or no"),
+            }
+        }
         other => bail!("unknown setting {other}"),
     }
     Ok(())
@@ -187,6 +206,21 @@ fn validate(config: &Config) -> Result<()> {
     }
     if config.snapshot_entries == 0 {
         bail!("--snapshot-entries must be at least 1");
+    }
+    if config.shards == 0 || config.shards > 16384 {
+        bail!("--shards must be between 1 and 16384");
+    }
+    let nodes = config.initial_cluster.len().max(1);
+    if let Some(replicas) = config.replicas {
+        if replicas == 0 || replicas > nodes {
+            bail!("--replicas must be between 1 and the number of founding nodes ({nodes})");
+        }
+    }
+    if config.join.is_some() && config.shards > 1 {
+        bail!(
+            "--join cannot add a node to a sharded cluster yet: moving shard replicas to a new \
+             node needs the placement controller"
+        );
     }
     Ok(())
 }

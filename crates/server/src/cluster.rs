@@ -12,6 +12,10 @@ struct Layout {
     port: u16,
     peer_port: u16,
     data_dir: PathBuf,
+    /// Shards; default: two per node, so each node leads about two and
+    /// holds replicas of several.
+    shards: Option<u64>,
+    cluster_enabled: bool,
     extra: Vec<String>,
 }
 
@@ -21,6 +25,8 @@ fn parse(arguments: &[String]) -> Result<Layout> {
         port: 7001,
         peer_port: 17001,
         data_dir: PathBuf::from("./data/cluster"),
+        shards: None,
+        cluster_enabled: true,
         extra: Vec::new(),
     };
     let mut words = arguments.iter();
@@ -31,7 +37,15 @@ fn parse(arguments: &[String]) -> Result<Layout> {
             "--port" => layout.port = value()?.parse().context("--port")?,
             "--peer-port" => layout.peer_port = value()?.parse().context("--peer-port")?,
             "--data-dir" => layout.data_dir = PathBuf::from(value()?),
-            "--fsync" | "--requirepass" | "--tick-ms" | "--consensus" => {
+            "--shards" => layout.shards = Some(value()?.parse().context("--shards")?),
+            "--cluster-enabled" => {
+                layout.cluster_enabled = match value()?.to_ascii_lowercase().as_str() {
+                    "yes" => true,
+                    "no" => false,
+                    _ => bail!("--cluster-enabled must be yes or no"),
+                }
+            }
+            "--fsync" | "--requirepass" | "--tick-ms" | "--consensus" | "--replicas" => {
                 let setting = value()?;
                 layout.extra.extend([word.clone(), setting]);
             }
@@ -53,6 +67,8 @@ pub fn up(arguments: &[String]) -> Result<()> {
         .map(|id| format!("{id}=127.0.0.1:{}", layout.peer_port + id as u16 - 1))
         .collect();
     let initial_cluster = members.join(",");
+    let shards = layout.shards.unwrap_or(2 * layout.nodes);
+    let cluster_enabled = if layout.cluster_enabled { "yes" } else { "no" };
     let mut children: Vec<(u64, Child)> = Vec::new();
     for id in 1..=layout.nodes {
         let directory = layout.data_dir.join(format!("node-{id}"));
@@ -66,6 +82,8 @@ pub fn up(arguments: &[String]) -> Result<()> {
             .args(["--peer-port", &(layout.peer_port + id as u16 - 1).to_string()])
             .args(["--data-dir", &directory.display().to_string()])
             .args(["--initial-cluster", &initial_cluster])
+            .args(["--shards", &shards.to_string()])
+            .args(["--cluster-enabled", cluster_enabled])
             .args(&layout.extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -74,13 +92,19 @@ pub fn up(arguments: &[String]) -> Result<()> {
             .with_context(|| format!("starting node {id}"))?;
         children.push((id, child));
     }
-    println!("cohort cluster of {} nodes is starting:", layout.nodes);
+    println!("cohort cluster of {} nodes and {shards} shards is starting:", layout.nodes);
+    let client_flag = if layout.cluster_enabled { " -c" } else { "" };
     for id in 1..=layout.nodes {
         let port = layout.port + id as u16 - 1;
         let log = layout.data_dir.join(format!("node-{id}")).join("cohort.log");
-        println!("  node {id}: redis-cli -p {port}    (log: {})", log.display());
+        println!("  node {id}: redis-cli{client_flag} -p {port}    (log: {})", log.display());
     }
-    println!("Any node accepts any command. Press Ctrl-C to stop the cluster.");
+    if layout.cluster_enabled {
+        println!("Redis Cluster mode: a node redirects (-MOVED) to the leader of a key's shard.");
+    } else {
+        println!("Any node accepts any command.");
+    }
+    println!("Press Ctrl-C to stop the cluster.");
     let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = interrupted.clone();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

@@ -36,6 +36,13 @@ pub struct Config {
     pub request_timeout_ms: u64,
     /// Applied entries between two state-machine snapshots.
     pub snapshot_entries: u64,
+    /// Shards of a new cluster (1: one group replicated on every node).
+    pub shards: u64,
+    /// Replicas of each shard of a new sharded cluster (default: 3, or
+    /// the founding node count if smaller).
+    pub replicas: Option<usize>,
+    /// Redis Cluster mode: `-MOVED` instead of proxying.
+    pub cluster_enabled: bool,
 }
 
 impl Default for Config {
@@ -57,6 +64,9 @@ impl Default for Config {
             tick_ms: 50,
             request_timeout_ms: 5_000,
             snapshot_entries: 10_000,
+            shards: 1,
+            replicas: None,
+            cluster_enabled: false,
         }
     }
 }

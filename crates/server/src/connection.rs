@@ -61,6 +61,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::clients::{Client, ClientRegistry, ServerStats};
+use crate::cluster_protocol;
 use crate::config::Config;
 use crate::handle::NodeHandle;
 use crate::info::{self, LocalSpec};
@@ -327,6 +328,35 @@ fn unauthenticated_limits(limits: Limits) -> Limits {
     }
 }
 
+const CLUSTER_HELP: &[&str] = &[
+    "CLUSTER <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "COUNTKEYSINSLOT <slot>",
+    "    Return the number of keys in <slot> held by this node.",
+    "GETKEYSINSLOT <slot> <count>",
+    "    Return key names stored by this node in a slot.",
+    "INFO",
+    "    Return information about the cluster.",
+    "KEYSLOT <key>",
+    "    Return the hash slot for <key>.",
+    "MYID",
+    "    Return the node id.",
+    "NODES",
+    "    Return cluster configuration seen by node.",
+    "SHARDS",
+    "    Return information about slot range mappings and the nodes associated with them.",
+    "SLOTS",
+    "    Return information about slots range mappings.",
+    "HELP",
+    "    Print this help.",
+];
+
+/// A slot number as `CLUSTER COUNTKEYSINSLOT` takes it.
+fn parse_slot(text: &[u8]) -> Option<u16> {
+    parse_i64(text)
+        .and_then(|slot| u16::try_from(slot).ok())
+        .filter(|&slot| slot < placement::SLOTS)
+}
+
 /// What a command name resolves to.
 #[derive(Clone, Copy)]
 enum Kind {
@@ -464,7 +494,8 @@ impl Connection {
         splice: Vec<(usize, Frame)>,
         reshape: Option<fn(Frame) -> Frame>,
     ) -> Flow {
-        let reply = self.shared.handle.submit(command).await;
+        let readonly = self.client.state().readonly;
+        let reply = self.shared.handle.submit_with(command, readonly).await;
         self.send(Outgoing::Pending { reply, protocol: self.protocol, splice, reshape }).await
     }
 
@@ -614,6 +645,7 @@ impl Connection {
                 Frame::ok()
             }
             "asking" => Frame::ok(),
+            "cluster" => return self.cluster(args).await,
             "wait" => return self.wait(&args).await,
             "multi" => self.multi(),
             "exec" => return self.exec().await,
@@ -856,6 +888,62 @@ impl Connection {
     }
 
     // ----- WAIT --------------------------------------------------------------------------
+
+    /// `CLUSTER subcommand …`, answered from the node's view of the
+    /// cluster (see `cluster_protocol`). As Redis, every subcommand fails
+    /// on a node not in cluster mode.
+    async fn cluster(&mut self, args: Vec<Bytes>) -> Flow {
+        let handle = self.shared.handle.clone();
+        self.reply_later(async move {
+            let Some(view) = handle.cluster().await else {
+                return Frame::error("ERR server is shutting down");
+            };
+            if !view.enabled {
+                return Frame::error("ERR This instance has cluster support disabled");
+            }
+            let subcommand = args[1].to_ascii_lowercase();
+            let arity = |count: usize| args.len() == count;
+            match subcommand.as_slice() {
+                b"slots" if arity(2) => cluster_protocol::slots(&view),
+                b"shards" if arity(2) => cluster_protocol::shards(&view),
+                b"nodes" if arity(2) => cluster_protocol::nodes(&view),
+                b"info" if arity(2) => cluster_protocol::info(&view),
+                b"myid" if arity(2) => cluster_protocol::myid(&view),
+                b"keyslot" if arity(3) => Frame::Integer(i64::from(placement::key_slot(&args[2]))),
+                b"countkeysinslot" if arity(3) => match parse_slot(&args[2]) {
+                    Some(slot) => {
+                        let keys = handle.keys_in_slot(slot, usize::MAX).await;
+                        Frame::Integer(keys.map_or(0, |keys| keys.len() as i64))
+                    }
+                    None => Frame::error("ERR Invalid slot"),
+                },
+                b"getkeysinslot" if arity(4) => {
+                    let Some(slot) = parse_slot(&args[2]) else {
+                        return Frame::error("ERR Invalid slot");
+                    };
+                    let Some(count) = parse_i64(&args[3]).and_then(|n| usize::try_from(n).ok())
+                    else {
+                        return Frame::error("ERR Invalid number of keys");
+                    };
+                    let keys = handle.keys_in_slot(slot, count).await.unwrap_or_default();
+                    Frame::Array(keys.into_iter().map(Frame::Bulk).collect())
+                }
+                b"help" if arity(2) => Frame::Array(
+                    CLUSTER_HELP.iter().map(|line| Frame::Simple(line.to_string())).collect(),
+                ),
+                b"slots" | b"shards" | b"nodes" | b"info" | b"myid" | b"keyslot"
+                | b"countkeysinslot" | b"getkeysinslot" | b"help" => Frame::error(format!(
+                    "ERR wrong number of arguments for 'cluster|{}' command",
+                    String::from_utf8_lossy(&subcommand)
+                )),
+                _ => Frame::error(format!(
+                    "ERR unknown subcommand '{}'. Try CLUSTER HELP.",
+                    String::from_utf8_lossy(&args[1])
+                )),
+            }
+        })
+        .await
+    }
 
     async fn wait(&self, args: &[Bytes]) -> Flow {
         let (Some(_), Some(timeout)) = (parse_i64(&args[1]), parse_i64(&args[2])) else {
@@ -1113,7 +1201,7 @@ mod tests {
                 now_ms += 1;
                 let context = Context { now_ms, seed: now_ms };
                 match call {
-                    Call::Command { command, reply } => {
+                    Call::Command { command, reply, .. } => {
                         let frame = match command {
                             Command::Execute(args) => store.apply(&context, &args),
                             Command::Transaction { watched, commands } => {
@@ -1132,6 +1220,7 @@ mod tests {
                     Call::Info { reply } => {
                         let _ = reply.send(test_info(store.len()));
                     }
+                    Call::Cluster { .. } | Call::KeysInSlot { .. } => {}
                 }
             }
         });
@@ -1160,6 +1249,8 @@ mod tests {
             fsync: "always",
             engine: "raft",
             poisoned: None,
+            cluster_enabled: false,
+            shards: 1,
         }
     }
 
@@ -1422,7 +1513,7 @@ mod tests {
         tokio::spawn(async move {
             let mut held = Vec::new();
             while let Some(call) = receiver.recv().await {
-                if let Call::Command { command: Command::Execute(args), reply } = call {
+                if let Call::Command { command: Command::Execute(args), reply, .. } = call {
                     held.push((args, reply));
                 }
                 if held.len() == 3 {

@@ -1,14 +1,33 @@
 //! The connection side's view of the node task: submit a command, get a
 //! receiver for its reply; ask for the status `INFO` reports.
 
-use node::{Command, NodeStatus};
+use bytes::Bytes;
+use node::{ClusterView, Command, NodeStatus};
 use resp::Frame;
 use tokio::sync::{mpsc, oneshot};
 
 /// A request to the node task.
 pub enum Call {
-    Command { command: Command, reply: oneshot::Sender<Frame> },
-    Info { reply: oneshot::Sender<Info> },
+    /// `readonly`: the connection sent `READONLY` (cluster mode reads from
+    /// replicas).
+    Command {
+        command: Command,
+        readonly: bool,
+        reply: oneshot::Sender<Frame>,
+    },
+    Info {
+        reply: oneshot::Sender<Info>,
+    },
+    /// The cluster as the node sees it (`CLUSTER SLOTS`, `NODES` …).
+    Cluster {
+        reply: oneshot::Sender<ClusterView>,
+    },
+    /// Up to `count` keys of `slot`, if the node holds its shard.
+    KeysInSlot {
+        slot: u16,
+        count: usize,
+        reply: oneshot::Sender<Option<Vec<Bytes>>>,
+    },
 }
 
 /// What `INFO` and `CONFIG GET` need from the node task.
@@ -23,6 +42,10 @@ pub struct Info {
     pub engine: &'static str,
     /// Why the node refuses writes, if its log is poisoned.
     pub poisoned: Option<String>,
+    /// Redis Cluster mode (`-MOVED` instead of proxying).
+    pub cluster_enabled: bool,
+    /// Shards (consensus groups) the keyspace is split into.
+    pub shards: usize,
 }
 
 /// A cheap, cloneable handle to the node task.
@@ -40,8 +63,14 @@ impl NodeHandle {
     /// arrive. Commands submitted in order by one connection are answered in
     /// that order by awaiting the receivers in order (pipelining).
     pub async fn submit(&self, command: Command) -> oneshot::Receiver<Frame> {
+        self.submit_with(command, false).await
+    }
+
+    /// As [`NodeHandle::submit`], for a connection that may have sent
+    /// `READONLY`.
+    pub async fn submit_with(&self, command: Command, readonly: bool) -> oneshot::Receiver<Frame> {
         let (reply, receiver) = oneshot::channel();
-        if self.calls.send(Call::Command { command, reply }).await.is_err() {
+        if self.calls.send(Call::Command { command, readonly, reply }).await.is_err() {
             // The node task is gone (shutting down): the receiver reports it.
         }
         receiver
@@ -53,6 +82,20 @@ impl NodeHandle {
             .await
             .await
             .unwrap_or_else(|_| Frame::error("ERR server is shutting down"))
+    }
+
+    pub async fn cluster(&self) -> Option<ClusterView> {
+        let (reply, receiver) = oneshot::channel();
+        self.calls.send(Call::Cluster { reply }).await.ok()?;
+        receiver.await.ok()
+    }
+
+    /// Keys of `slot` held by this node; `None` if it holds no replica of
+    /// the slot's shard (or is shutting down).
+    pub async fn keys_in_slot(&self, slot: u16, count: usize) -> Option<Vec<Bytes>> {
+        let (reply, receiver) = oneshot::channel();
+        self.calls.send(Call::KeysInSlot { slot, count, reply }).await.ok()?;
+        receiver.await.ok()?
     }
 
     pub async fn info(&self) -> Option<Info> {

@@ -144,6 +144,7 @@ pub static CONNECTION_COMMANDS: &[LocalSpec] = &[
         CLUSTER,
         "Enables read-write queries for a connection.",
     ),
+    local("cluster", -2, &["loading", "stale"], CLUSTER, "A container for Redis Cluster commands."),
     local(
         "asking",
         1,
@@ -601,8 +602,17 @@ fn match_one(pattern: &[u8], p: usize, byte: u8) -> Option<usize> {
 
 // ----- INFO ----------------------------------------------------------------------------------
 
-const SECTIONS: [&str; 8] =
-    ["server", "clients", "memory", "persistence", "stats", "replication", "keyspace", "cohort"];
+const SECTIONS: [&str; 9] = [
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cluster",
+    "keyspace",
+    "cohort",
+];
 
 /// The sections `INFO` arguments select: none, `default`, `all` or `everything` mean all.
 /// Unknown names select nothing, as in Redis.
@@ -648,7 +658,8 @@ fn section_fields(shared: &Shared, node: Option<&Info>, section: &str) -> Vec<(S
         "server" => {
             add("redis_version", REDIS_VERSION.to_string());
             add("cohort_version", env!("CARGO_PKG_VERSION").to_string());
-            add("redis_mode", "standalone".to_string());
+            let cluster = node.is_some_and(|info| info.cluster_enabled);
+            add("redis_mode", if cluster { "cluster" } else { "standalone" }.to_string());
             add("os", std::env::consts::OS.to_string());
             add("arch_bits", (usize::BITS).to_string());
             add("process_id", std::process::id().to_string());
@@ -695,6 +706,13 @@ fn section_fields(shared: &Shared, node: Option<&Info>, section: &str) -> Vec<(S
         "replication" => {
             if let Some(info) = node {
                 replication_fields(info, &mut add);
+            }
+        }
+        "cluster" => {
+            let enabled = node.is_some_and(|info| info.cluster_enabled);
+            add("cluster_enabled", if enabled { "1" } else { "0" }.to_string());
+            if let Some(info) = node {
+                add("cohort_shards", info.shards.to_string());
             }
         }
         "keyspace" => {

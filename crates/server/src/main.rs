@@ -7,6 +7,7 @@
 mod cli;
 mod clients;
 mod cluster;
+mod cluster_protocol;
 mod config;
 mod connection;
 mod handle;

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use consensus::paxos::Paxos;
 use consensus::raft::Raft;
 use consensus::{Engine, Membership, NodeId, Options};
-use node::{Command, DiskTask, Node, NodeOptions, PeerMessage, RequestId, DATA_GROUP};
+use node::{Command, DiskTask, Node, NodeOptions, PeerMessage, RequestId, Topology, DATA_GROUP};
 use resp::Frame;
 use storage::{Fsync, OsFs, Persist, Wal, WalOptions};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -73,6 +73,66 @@ impl Consensus {
 
 /// The file in the data directory that records the cluster's engine.
 const CONSENSUS_FILE: &str = "consensus";
+/// The file in the data directory that records a sharded cluster's shape.
+const TOPOLOGY_FILE: &str = "topology";
+
+/// Writes `bytes` to `name` in the data directory, durably: a temporary
+/// file, fsync, rename, fsync of the directory.
+fn write_durably(config: &Config, name: &str, bytes: &[u8]) -> Result<()> {
+    let path = config.data_dir.join(name);
+    let temporary = path.with_extension("tmp");
+    std::fs::write(&temporary, bytes)?;
+    std::fs::File::open(&temporary)?.sync_all()?;
+    std::fs::rename(&temporary, &path)?;
+    std::fs::File::open(&config.data_dir)?.sync_all()?;
+    Ok(())
+}
+
+/// The sharded cluster's topology: the one recorded in the data directory,
+/// or, on a new node started with `--shards` or `--cluster-enabled`, the one
+/// derived from the founding members (and then recorded). `None` for an
+/// unsharded cluster, whose one group's membership changes by joins.
+fn load_topology(config: &Config, log_is_empty: bool) -> Result<Option<Topology>> {
+    let path = config.data_dir.join(TOPOLOGY_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let topology = Topology::decode(&bytes)
+                .with_context(|| format!("reading the cluster topology in {}", path.display()))?;
+            if topology.shards.len() as u64 != config.shards && config.shards > 1 {
+                log!(
+                    "{} records {} shards; --shards {} applies only to a new cluster",
+                    path.display(),
+                    topology.shards.len(),
+                    config.shards
+                );
+            }
+            Ok(Some(topology))
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            if config.shards <= 1 && !config.cluster_enabled {
+                return Ok(None);
+            }
+            if !log_is_empty {
+                bail!(
+                    "{} holds an unsharded cluster's log; --shards and --cluster-enabled are \
+                     fixed when a cluster is created",
+                    config.data_dir.display()
+                );
+            }
+            let mut nodes: Vec<NodeId> = config.initial_cluster.keys().copied().collect();
+            if nodes.is_empty() {
+                nodes.push(config.node_id);
+            }
+            let replicas = config.replicas.unwrap_or(3).min(nodes.len());
+            let topology =
+                Topology::sharded(&nodes, config.shards, replicas, config.cluster_enabled)?;
+            write_durably(config, TOPOLOGY_FILE, &topology.encode())
+                .with_context(|| format!("recording the cluster topology in {}", path.display()))?;
+            Ok(Some(topology))
+        }
+        Err(error) => Err(error).with_context(|| format!("reading {}", path.display())),
+    }
+}
 
 /// Records the engine on first start; refuses to start with another one.
 fn check_consensus(config: &Config) -> Result<()> {
@@ -126,7 +186,7 @@ pub async fn start(config: Arc<Config>, shutdown: watch::Receiver<bool>) -> Resu
     check_consensus(&config)?;
     let fs = OsFs::new(&config.data_dir)
         .with_context(|| format!("opening data directory {}", config.data_dir.display()))?;
-    let (wal, mut recovered) = Wal::open(fs, WalOptions::default())
+    let (wal, recovered) = Wal::open(fs, WalOptions::default())
         .with_context(|| format!("recovering the log in {}", config.data_dir.display()))?;
     if let Some(torn) = &recovered.torn_tail {
         log!(
@@ -137,15 +197,25 @@ pub async fn start(config: Arc<Config>, shutdown: watch::Receiver<bool>) -> Resu
             torn.reason
         );
     }
-    let durable = recovered.groups.remove(&DATA_GROUP).unwrap_or_default();
-    log!(
-        "recovered {} segment(s): term {} commit {} snapshot {} entries {}",
-        recovered.segments,
-        durable.hard_state.term,
-        durable.hard_state.commit,
-        durable.snapshot_index(),
-        durable.entries.len()
-    );
+    let topology = load_topology(&config, recovered.groups.is_empty())?;
+    for (group, durable) in &recovered.groups {
+        log!(
+            "recovered group {group} from {} segment(s): term {} commit {} snapshot {} entries {}",
+            recovered.segments,
+            durable.hard_state.term,
+            durable.hard_state.commit,
+            durable.snapshot_index(),
+            durable.entries.len()
+        );
+    }
+    if let Some(topology) = &topology {
+        log!(
+            "sharded cluster: {} shards, this node holds replicas of groups {:?}{}",
+            topology.shards.len(),
+            topology.groups_of(config.node_id),
+            if topology.cluster_enabled { "; cluster mode" } else { "" }
+        );
+    }
 
     let founding = founding_membership(&config);
     let peers: BTreeMap<NodeId, String> = config.initial_cluster.clone();
@@ -158,14 +228,32 @@ pub async fn start(config: Arc<Config>, shutdown: watch::Receiver<bool>) -> Resu
     options.peer_address = advertised(&config, config.peer_port);
     options.client_address = advertised(&config, config.port);
     options.engine = engine_options(&config);
+    let groups = recovered.groups;
     match config.consensus {
         Consensus::Raft => {
-            let node = Node::new(options, Raft::new, founding, peers, durable, now_ms());
+            let node = build_node(options, Raft::new, topology, founding, peers, groups);
             launch(config, node, wal, peer_listen, shutdown).await
         }
         Consensus::Paxos => {
-            let node = Node::new(options, Paxos::new, founding, peers, durable, now_ms());
+            let node = build_node(options, Paxos::new, topology, founding, peers, groups);
             launch(config, node, wal, peer_listen, shutdown).await
+        }
+    }
+}
+
+fn build_node<E: Engine>(
+    options: NodeOptions,
+    build: fn(Options, Membership, consensus::Durable) -> E,
+    topology: Option<Topology>,
+    founding: Membership,
+    peers: BTreeMap<NodeId, String>,
+    mut groups: BTreeMap<node::GroupId, consensus::Durable>,
+) -> Node<E> {
+    match topology {
+        Some(topology) => Node::with_topology(options, build, topology, peers, groups, now_ms()),
+        None => {
+            let durable = groups.remove(&DATA_GROUP).unwrap_or_default();
+            Node::new(options, build, founding, peers, durable, now_ms())
         }
     }
 }
@@ -329,7 +417,7 @@ impl<E: Engine> NodeTask<E> {
 
     fn call(&mut self, call: Call) {
         match call {
-            Call::Command { command, reply } => {
+            Call::Command { command, readonly, reply } => {
                 if let Some(reason) = &self.poisoned {
                     if !is_read(&command) {
                         let text = format!(
@@ -342,7 +430,13 @@ impl<E: Engine> NodeTask<E> {
                 self.next_request += 1;
                 let request = self.next_request;
                 self.waiting.insert(request, reply);
-                self.node.submit(request, command, now_ms());
+                self.node.submit_with(request, command, readonly, now_ms());
+            }
+            Call::Cluster { reply } => {
+                let _ = reply.send(self.node.cluster_view());
+            }
+            Call::KeysInSlot { slot, count, reply } => {
+                let _ = reply.send(self.node.keys_in_slot(slot, count, now_ms()));
             }
             Call::Info { reply } => {
                 let info = Info {
@@ -351,6 +445,8 @@ impl<E: Engine> NodeTask<E> {
                     fsync: self.config.fsync.name(),
                     engine: self.config.consensus.name(),
                     poisoned: self.poisoned.clone(),
+                    cluster_enabled: self.node.topology().cluster_enabled,
+                    shards: self.node.topology().shards.len(),
                 };
                 let _ = reply.send(info);
             }
