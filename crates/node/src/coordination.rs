@@ -254,11 +254,26 @@ impl Coordination {
     // ----- sessions ---------------------------------------------------------
 
     fn session_open(&mut self, index: u64, now_ms: u64, args: &[Bytes]) -> Result<Outcome, Frame> {
-        let idle_ms = match args {
-            [] => SESSION_IDLE_MS_DEFAULT,
-            [option, value] if option.eq_ignore_ascii_case(b"idle") => positive(value)?,
-            _ => return Err(syntax()),
-        };
+        let mut idle_ms = SESSION_IDLE_MS_DEFAULT;
+        let mut id = index;
+        for pair in args.chunks(2) {
+            match pair {
+                [option, value] if option.eq_ignore_ascii_case(b"idle") => {
+                    idle_ms = positive(value)?
+                }
+                // A sharded cluster opens the session in every shard under
+                // one id the node chose (far above any log index).
+                [option, value] if option.eq_ignore_ascii_case(b"id") => {
+                    id = parse_u64(value)
+                        .filter(|&id| id > i64::MAX as u64 / 2)
+                        .ok_or_else(|| Frame::error("ERR a session ID must be above 2^62"))?;
+                    if self.sessions.contains_key(&id) {
+                        return Err(Frame::error("ERR the session ID is in use"));
+                    }
+                }
+                _ => return Err(syntax()),
+            }
+        }
         if self.sessions.len() >= SESSIONS_MAX {
             // Evict the session closest to expiring: it was idle longest
             // relative to its own timeout.
@@ -269,9 +284,9 @@ impl Coordination {
         }
         let expires_at_ms = now_ms.saturating_add(idle_ms);
         let session = Session { last_sequence: 0, last_reply: None, idle_ms, expires_at_ms };
-        self.sessions.insert(index, session);
-        self.session_expiry.insert((expires_at_ms, index));
-        Ok(Outcome::Reply(Frame::Integer(index as i64)))
+        self.sessions.insert(id, session);
+        self.session_expiry.insert((expires_at_ms, id));
+        Ok(Outcome::Reply(Frame::Integer(id as i64)))
     }
 
     fn session_close(&mut self, id: &[u8]) -> Outcome {

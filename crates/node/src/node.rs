@@ -20,7 +20,9 @@
 //! Keys of one command must share a slot (`-CROSSSLOT` otherwise, as Redis
 //! Cluster). DBSIZE, KEYS, FLUSHALL, FLUSHDB and RANDOMKEY run on every shard
 //! and their replies combine; SCAN walks the shards one after another with a
-//! cursor that carries the shard's position.
+//! cursor that carries the shard's position. A session (for `SEQ`) is opened
+//! and closed in every shard under one id the node draws, so that a
+//! sequenced command finds it in whichever shard its keys live.
 //!
 //! Every shard numbers its own disk writes; the node renumbers them in the
 //! order it hands them to the disk, and maps a durable node-wide id back to
@@ -29,6 +31,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use bytes::Bytes;
+use consensus::rng::Rng;
 use consensus::{Durable, Engine, Index, Membership, NodeId, Options, Role, Term};
 use resp::Frame;
 
@@ -210,6 +213,10 @@ enum Gather {
     FirstNonNull { start: usize },
     /// SCAN: one shard at a time; the reply's cursor is rewritten.
     Scan { position: usize, shards: usize },
+    /// SESSION.OPEN: every part answers the same id.
+    Same,
+    /// SESSION.CLOSE: 1 if any part closed the session.
+    Any,
 }
 
 /// A client command split over shards, waiting for its parts.
@@ -238,6 +245,8 @@ pub struct Node<E: Engine> {
     /// Internal request → the gathering it is a part of.
     parts: BTreeMap<RequestId, RequestId>,
     next_internal: RequestId,
+    /// Draws session ids.
+    rng: Rng,
     /// Writes handed to the disk and not yet durable: (node-wide id, group,
     /// the shard's own id). The shell persists writes in order.
     writes: VecDeque<(u64, GroupId, u64)>,
@@ -299,6 +308,7 @@ impl<E: Engine> Node<E> {
         now_ms: u64,
     ) -> Node<E> {
         Node {
+            rng: Rng::new(options.engine.seed ^ now_ms ^ options.id.rotate_left(32)),
             options,
             topology,
             shards: BTreeMap::new(),
@@ -765,13 +775,16 @@ impl<E: Engine> Node<E> {
             Some(b"flushall" | b"flushdb") => Gather::AllOk,
             Some(b"randomkey") => Gather::FirstNonNull { start: self.ticks as usize },
             Some(b"scan") => Gather::Scan { position: 0, shards: 0 },
+            Some(b"session.open") => Gather::Same,
+            Some(b"session.close") => Gather::Any,
             _ => {
                 let group = *self.topology.shards.keys().next().expect("a topology has a shard");
                 self.dispatch(request, group, command);
                 return;
             }
         };
-        let groups: Vec<GroupId> = if self.topology.cluster_enabled {
+        let everywhere = matches!(gather, Gather::Same | Gather::Any);
+        let groups: Vec<GroupId> = if self.topology.cluster_enabled && !everywhere {
             self.shards.iter().filter(|(_, s)| s.is_leader()).map(|(g, _)| *g).collect()
         } else {
             self.topology.shards.keys().copied().collect()
@@ -782,6 +795,7 @@ impl<E: Engine> Node<E> {
                 Gather::Concat => Frame::Array(Vec::new()),
                 Gather::AllOk => Frame::ok(),
                 Gather::FirstNonNull { .. } => Frame::Null,
+                Gather::Same | Gather::Any => Frame::error("CLUSTERDOWN no shard"),
                 Gather::Scan { .. } => {
                     Frame::Array(vec![Frame::bulk("0"), Frame::Array(Vec::new())])
                 }
@@ -790,6 +804,12 @@ impl<E: Engine> Node<E> {
             return;
         }
         let Command::Execute(mut args) = command else { unreachable!("named above") };
+        if gather == Gather::Same {
+            // One id for the session in every shard, above every log index.
+            let id = self.rng.next_u64() | (1 << 62);
+            let id = id & !(1 << 63);
+            args.extend([Bytes::from_static(b"ID"), Bytes::from(id.to_string())]);
+        }
         let mut gathering = Gathering { request, gather, parts: BTreeMap::new() };
         let mut sends = Vec::new();
         if let Gather::Scan { .. } = gather {
@@ -1013,6 +1033,17 @@ fn combine(gather: Gather, parts: Vec<Frame>) -> Frame {
                 .collect(),
         ),
         Gather::AllOk => Frame::ok(),
+        Gather::Same => {
+            let first = parts.first().cloned().unwrap_or(Frame::Null);
+            if parts.iter().all(|part| *part == first) {
+                first
+            } else {
+                Frame::error("ERR the shards disagree")
+            }
+        }
+        Gather::Any => {
+            Frame::Integer(i64::from(parts.iter().any(|part| *part == Frame::Integer(1))))
+        }
         Gather::FirstNonNull { start } => {
             let count = parts.len();
             (0..count)

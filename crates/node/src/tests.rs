@@ -1054,6 +1054,33 @@ fn leaders_spread_to_preferred_nodes_and_return_after_a_node_restarts<E: Engine>
     }
 }
 
+fn sessions_span_every_shard_of_a_sharded_cluster<E: Engine>(build: Build<E>) {
+    let mut cluster = Cluster::sharded(3, 6, 3, false, build);
+    cluster.elect_all();
+    let Frame::Integer(id) = cluster.call(2, &["SESSION.OPEN"]) else { panic!("SESSION.OPEN") };
+    let id = id.to_string();
+    // Keys in different shards, each incremented once per sequence number,
+    // each sequence number sent twice.
+    let keys: Vec<String> = (0..12).map(|i| format!("counter:{i}")).collect();
+    let topology = cluster.topology.clone().unwrap();
+    let groups: BTreeSet<GroupId> =
+        keys.iter().map(|k| topology.group_of_slot(placement::key_slot(k.as_bytes()))).collect();
+    assert!(groups.len() > 2, "the keys fall in too few shards: {groups:?}");
+    for (n, key) in keys.iter().enumerate() {
+        let sequence = (n + 1).to_string();
+        for node in [1, 3] {
+            let reply = cluster.call(node, &["SEQ", &id, &sequence, "INCR", key]);
+            assert_eq!(reply, Frame::Integer(1), "SEQ {sequence} INCR {key} through n{node}");
+        }
+    }
+    for key in &keys {
+        assert_eq!(cluster.call(1, &["GET", key]), Frame::bulk("1"));
+    }
+    assert_eq!(cluster.call(3, &["SESSION.CLOSE", &id]), Frame::Integer(1));
+    let expired = cluster.call(1, &["SEQ", &id, "99", "INCR", &keys[0]]);
+    assert!(matches!(&expired, Frame::Error(e) if e.starts_with("SESSIONEXPIRED")), "{expired:?}");
+}
+
 macro_rules! both_engines {
     ($($name:ident),* $(,)?) => {
         $(
@@ -1073,6 +1100,7 @@ macro_rules! both_engines {
 }
 
 both_engines!(
+    sessions_span_every_shard_of_a_sharded_cluster,
     leaders_spread_to_preferred_nodes_and_return_after_a_node_restarts,
     a_sharded_cluster_spreads_keys_over_shards_and_serves_them_from_any_node,
     cluster_mode_redirects_to_the_slot_leader_and_readonly_reads_from_replicas,
