@@ -87,6 +87,13 @@ pub enum PeerMessage<M> {
     /// groups it leads (so that nodes route commands for groups they do not
     /// host, and answer `CLUSTER SLOTS`, without asking).
     Hello { node: NodeId, peer: String, client: String, leading: Vec<GroupId> },
+    /// From a node to a member of groups it leads that are quiet: their
+    /// (group, term, last index). Sent every heartbeat in place of the
+    /// groups' own heartbeats once they hibernate.
+    Quiesce(Vec<(GroupId, Term, Index)>),
+    /// The answer to `Quiesce`: the listed groups this node's replicas have
+    /// caught up with and now hibernate.
+    QuiesceAck(Vec<(GroupId, Term, Index)>),
 }
 
 #[derive(Clone, Debug)]
@@ -180,6 +187,30 @@ const HELLO_TICKS: u64 = 10;
 const ALIVE_TICKS: u64 = 3 * HELLO_TICKS;
 /// Ticks between two rounds of handing leaderships to preferred leaders.
 const BALANCE_TICKS: u64 = 40;
+/// Ticks between two `Quiesce` messages to every peer (the engines'
+/// heartbeat interval): they list the quiet groups not yet hibernating, and
+/// tell members that the sender's node is alive.
+const QUIESCE_TICKS: u64 = 2;
+/// Ticks between two `Quiesce` messages that list every quiet group,
+/// hibernating ones included, to refresh their acknowledgements.
+const QUIESCE_REFRESH_TICKS: u64 = 10;
+/// A member's acknowledgement of a quiet group counts this many ticks.
+const QUIESCE_ACK_TICKS: u64 = 2 * QUIESCE_REFRESH_TICKS + QUIESCE_TICKS;
+/// A hibernating follower wakes when its leader's node has sent no
+/// `Quiesce` for this many ticks, and ticks again toward an election.
+const QUIESCE_SILENCE_TICKS: u64 = 3 * QUIESCE_TICKS;
+/// Ticks between two maintenance ticks of a hibernating replica.
+const HIBERNATING_MAINTENANCE_TICKS: u64 = 20;
+
+/// A group this node leads that is quiet, on its way to hibernating.
+struct QuietGroup {
+    /// The term and last index the members acknowledge.
+    position: (Term, Index),
+    /// When each other member last acknowledged `position`.
+    acked: BTreeMap<NodeId, u64>,
+    /// Every member acknowledged recently: the engine is not ticked.
+    hibernating: bool,
+}
 /// How often a command for a group this node does not host may be sent
 /// to another node before it fails.
 const REMOTE_REDIRECTS_MAX: u32 = 8;
@@ -240,6 +271,13 @@ pub struct Node<E: Engine> {
     leader_hints: BTreeMap<GroupId, NodeId>,
     /// When each peer's last `Hello` arrived (this node's tick count).
     heard_from: BTreeMap<NodeId, u64>,
+    /// Quiet groups this node leads.
+    quiet: BTreeMap<GroupId, QuietGroup>,
+    /// Groups this node follows that hibernate, with their leader's node
+    /// and the position acknowledged.
+    hibernating: BTreeMap<GroupId, (NodeId, (Term, Index))>,
+    /// When each node's last `Quiesce` arrived.
+    quiesce_from: BTreeMap<NodeId, u64>,
     remote: BTreeMap<RequestId, RemoteRequest>,
     gatherings: BTreeMap<RequestId, Gathering>,
     /// Internal request → the gathering it is a part of.
@@ -316,6 +354,9 @@ impl<E: Engine> Node<E> {
             client_addresses: BTreeMap::new(),
             leader_hints: BTreeMap::new(),
             heard_from: BTreeMap::new(),
+            quiet: BTreeMap::new(),
+            hibernating: BTreeMap::new(),
+            quiesce_from: BTreeMap::new(),
             remote: BTreeMap::new(),
             gatherings: BTreeMap::new(),
             parts: BTreeMap::new(),
@@ -489,10 +530,22 @@ impl<E: Engine> Node<E> {
     pub fn tick(&mut self, now_ms: u64) {
         self.now_ms = now_ms;
         self.ticks += 1;
+        let maintenance = self.ticks % HIBERNATING_MAINTENANCE_TICKS == 0;
         let groups: Vec<GroupId> = self.shards.keys().copied().collect();
         for group in groups {
-            self.shards.get_mut(&group).expect("shard").tick(now_ms);
+            let hibernating = self.is_hibernating(group);
+            let shard = self.shards.get_mut(&group).expect("shard");
+            if !hibernating {
+                shard.tick(now_ms);
+            } else if maintenance {
+                shard.maintain(now_ms);
+            } else {
+                continue;
+            }
             self.collect(group);
+        }
+        if self.topology.is_sharded() && self.ticks % QUIESCE_TICKS == 0 {
+            self.quiesce();
         }
         self.expire_remote();
         self.retry_remote();
@@ -551,9 +604,22 @@ impl<E: Engine> Node<E> {
                 if let Some(shard) = self.shards.get_mut(&group) {
                     shard.step(message, now_ms);
                     self.collect(group);
+                    // A hibernating follower answers its leader's last
+                    // heartbeats and stays asleep; anything that changes it
+                    // (entries, a new term, an election) wakes it.
+                    if let Some(&(leader, position)) = self.hibernating.get(&group) {
+                        let shard = &self.shards[&group];
+                        let unchanged = shard.leader() == Some(leader)
+                            && shard.position() == position
+                            && shard.is_quiet();
+                        if !unchanged {
+                            self.wake(group);
+                        }
+                    }
                 }
             }
             PeerMessage::Forward { group, request, command } => {
+                self.wake(group);
                 if let Some(shard) = self.shards.get_mut(&group) {
                     shard.forwarded(from, request, command, now_ms);
                     self.collect(group);
@@ -588,6 +654,7 @@ impl<E: Engine> Node<E> {
                 }
             }
             PeerMessage::CaughtUp { group, node } => {
+                self.wake(group);
                 if let Some(shard) = self.shards.get_mut(&group) {
                     shard.caught_up(node, now_ms);
                     self.collect(group);
@@ -604,6 +671,17 @@ impl<E: Engine> Node<E> {
                     }
                     for group in leading {
                         self.leader_hints.insert(group, node);
+                    }
+                }
+            }
+            PeerMessage::Quiesce(groups) => self.quiesce_received(from, groups),
+            PeerMessage::QuiesceAck(groups) => {
+                let ticks = self.ticks;
+                for (group, term, index) in groups {
+                    if let Some(quiet) = self.quiet.get_mut(&group) {
+                        if quiet.position == (term, index) {
+                            quiet.acked.insert(from, ticks);
+                        }
                     }
                 }
             }
@@ -626,6 +704,16 @@ impl<E: Engine> Node<E> {
                 shard.persisted(local, now_ms);
                 self.collect(group);
             }
+        }
+    }
+
+    /// Hands the leadership of `group` to `target`, if this node leads it.
+    pub fn transfer_leadership(&mut self, group: GroupId, target: NodeId, now_ms: u64) {
+        self.now_ms = now_ms;
+        self.wake(group);
+        if let Some(shard) = self.shards.get_mut(&group) {
+            shard.transfer_leadership(target, now_ms);
+            self.collect(group);
         }
     }
 
@@ -676,6 +764,7 @@ impl<E: Engine> Node<E> {
     /// Hands a command to the replica of `group` here, or sends it to a
     /// node that hosts one.
     fn dispatch(&mut self, request: RequestId, group: GroupId, command: Command) {
+        self.wake(group);
         if let Some(shard) = self.shards.get_mut(&group) {
             shard.submit(request, command, self.now_ms);
             self.collect(group);
@@ -874,6 +963,11 @@ impl<E: Engine> Node<E> {
     fn collect(&mut self, group: GroupId) {
         let Some(shard) = self.shards.get_mut(&group) else { return };
         let outbox = shard.take_outbox();
+        if !outbox.messages.is_empty() && self.quiet.get(&group).is_some_and(|q| q.hibernating) {
+            // A hibernating leader has something to say: the group is not
+            // idle any more.
+            self.wake(group);
+        }
         for task in outbox.disk {
             match task {
                 DiskTask::Write(mut write) => {
@@ -934,8 +1028,119 @@ impl<E: Engine> Node<E> {
             })
             .collect();
         for (group, preferred) in handovers {
-            self.shards.get_mut(&group).expect("shard").transfer_leadership(preferred, self.now_ms);
-            self.collect(group);
+            self.transfer_leadership(group, preferred, self.now_ms);
+        }
+    }
+
+    // ----- hibernation ------------------------------------------------------
+
+    /// Whether the replica of `group` here skips its engine's ticks.
+    fn is_hibernating(&self, group: GroupId) -> bool {
+        self.hibernating.contains_key(&group)
+            || self.quiet.get(&group).is_some_and(|quiet| quiet.hibernating)
+    }
+
+    /// The group is active: its replica here ticks again, and as its leader
+    /// this node must collect fresh acknowledgements before it hibernates.
+    fn wake(&mut self, group: GroupId) {
+        self.hibernating.remove(&group);
+        self.quiet.remove(&group);
+    }
+
+    /// Idle groups cost close to nothing: a leader whose group is quiet
+    /// lists it, with its term and last index, in the one `Quiesce` message
+    /// it sends each peer node every heartbeat; members that have caught up
+    /// with exactly that position stop ticking their replica and
+    /// acknowledge; once every member acknowledged, the leader stops ticking
+    /// too, so the group sends no heartbeats, and lists it only every
+    /// `QUIESCE_REFRESH_TICKS` to refresh the acknowledgements. The per-node
+    /// `Quiesce` keeps flowing, empty if need be: a member that stops
+    /// hearing it (the leader's node died) ticks again and elects a new
+    /// leader after its usual timeout; a leader missing a member's
+    /// acknowledgement ticks again. Any activity — a client command, a
+    /// consensus message, a membership step — wakes the group on the node
+    /// that sees it, and the messages it causes wake the other replicas.
+    /// Ticks only drive timeouts, so skipping them never affects safety.
+    fn quiesce(&mut self) {
+        let ticks = self.ticks;
+        let refresh = ticks % QUIESCE_REFRESH_TICKS == 0;
+        let mut outgoing: BTreeMap<NodeId, Vec<(GroupId, Term, Index)>> = self
+            .topology
+            .nodes()
+            .into_iter()
+            .filter(|&node| node != self.options.id)
+            .map(|node| (node, Vec::new()))
+            .collect();
+        let groups: Vec<GroupId> = self.shards.keys().copied().collect();
+        for group in groups {
+            let shard = &self.shards[&group];
+            if !shard.is_leader() || !shard.is_quiet() {
+                if self.quiet.get(&group).is_some_and(|quiet| quiet.hibernating) {
+                    self.wake(group);
+                } else {
+                    self.quiet.remove(&group);
+                }
+                continue;
+            }
+            let position = shard.position();
+            let members = shard.other_members();
+            let quiet = self.quiet.entry(group).or_insert_with(|| QuietGroup {
+                position,
+                acked: BTreeMap::new(),
+                hibernating: false,
+            });
+            if quiet.position != position {
+                *quiet = QuietGroup { position, acked: BTreeMap::new(), hibernating: false };
+            }
+            let all_acked = members.iter().all(|member| {
+                quiet.acked.get(member).is_some_and(|&at| ticks - at <= QUIESCE_ACK_TICKS)
+            });
+            let listed = refresh || !quiet.hibernating;
+            quiet.hibernating = all_acked;
+            if listed {
+                for member in members {
+                    outgoing.entry(member).or_default().push((group, position.0, position.1));
+                }
+            }
+        }
+        for (node, groups) in outgoing {
+            self.send(node, PeerMessage::Quiesce(groups));
+        }
+        // Followers whose leader's node went silent tick again.
+        let silent: Vec<GroupId> = self
+            .hibernating
+            .iter()
+            .filter(|(_, (leader, _))| {
+                !self
+                    .quiesce_from
+                    .get(leader)
+                    .is_some_and(|&at| ticks - at <= QUIESCE_SILENCE_TICKS)
+            })
+            .map(|(group, _)| *group)
+            .collect();
+        for group in silent {
+            self.wake(group);
+        }
+    }
+
+    fn quiesce_received(&mut self, from: NodeId, groups: Vec<(GroupId, Term, Index)>) {
+        self.quiesce_from.insert(from, self.ticks);
+        let mut acknowledged = Vec::new();
+        for (group, term, index) in groups {
+            let Some(shard) = self.shards.get(&group) else { continue };
+            let caught_up = !shard.is_leader()
+                && shard.leader() == Some(from)
+                && shard.position() == (term, index)
+                && shard.is_quiet();
+            if caught_up {
+                self.hibernating.insert(group, (from, (term, index)));
+                acknowledged.push((group, term, index));
+            } else {
+                self.wake(group);
+            }
+        }
+        if !acknowledged.is_empty() {
+            self.send(from, PeerMessage::QuiesceAck(acknowledged));
         }
     }
 

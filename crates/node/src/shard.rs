@@ -185,9 +185,16 @@ impl<E: Engine> Shard<E> {
 
     /// Advances time by one engine tick.
     pub fn tick(&mut self, now_ms: u64) {
+        self.replica.engine.tick();
+        self.maintain(now_ms);
+    }
+
+    /// The work of a tick without the engine's: request and waiter
+    /// deadlines, purges, lease expiry, membership steps. A hibernating
+    /// replica (see the node) runs only this, now and then.
+    pub fn maintain(&mut self, now_ms: u64) {
         self.now_ms = now_ms;
         self.ticks += 1;
-        self.replica.engine.tick();
         self.expire_requests();
         self.expire_waiters();
         self.withdraw_lock_waits();
@@ -280,6 +287,42 @@ impl<E: Engine> Shard<E> {
             self.release(held);
         }
         self.drive();
+    }
+
+    /// Nothing is in flight: no client waits on this replica, everything in
+    /// the log is committed and applied and every output released, no purge,
+    /// lease expiry or membership change is pending. A quiet group may
+    /// hibernate.
+    pub fn is_quiet(&self) -> bool {
+        let status = self.replica.engine.status();
+        matches!(status.role, Role::Leader | Role::Follower | Role::Learner)
+            && status.leader.is_some()
+            && status.commit == status.last_index
+            && self.replica.machine.applied == status.commit
+            && self.requests.is_empty()
+            && self.waiting_for_leader.is_empty()
+            && self.proposals.is_empty()
+            && self.reads.is_empty()
+            && self.confirmed_reads.is_empty()
+            && self.waiters.is_empty()
+            && self.replica.held.is_empty()
+            && self.membership_queue.is_empty()
+            && self.purge_in_flight.is_none()
+            && self.lease_expiry_in_flight.is_none()
+            && !self.replica.engine.has_ready()
+    }
+
+    /// The replica's term and last log index.
+    pub fn position(&self) -> (Term, Index) {
+        let status = self.replica.engine.status();
+        (status.term, status.last_index)
+    }
+
+    /// Every member of the group but this node.
+    pub fn other_members(&self) -> Vec<NodeId> {
+        let membership = self.replica.engine.status().membership;
+        let members = membership.voters.iter().chain(&membership.learners);
+        members.copied().filter(|&node| node != self.options.id).collect()
     }
 
     /// Hands this group's leadership to `target` (a voter), if this
@@ -432,6 +475,12 @@ impl<E: Engine> Shard<E> {
     fn refused(&mut self, origin: Origin, command: Command, error: Error) {
         match error {
             Error::Busy => self.reply(origin, Frame::error("TRYAGAIN too many requests in flight")),
+            // Still the leader, but not taking proposals while it hands
+            // leadership over: routing now would come straight back here.
+            // The command waits for the next look at the leadership (every
+            // `drive`), which finds the new leader or a leader taking
+            // proposals again if the transfer failed.
+            _ if self.is_leader() => self.waiting_for_leader.push_back((origin, command)),
             _ => self.route(origin, command),
         }
     }

@@ -29,6 +29,8 @@ struct Cluster<E: Engine> {
     /// Drops each message with this probability, drawing from the generator.
     loss: Option<(consensus::rng::Rng, f64)>,
     network: VecDeque<(NodeId, NodeId, PeerMessage<E::Message>)>,
+    /// Consensus messages delivered so far.
+    consensus_delivered: u64,
     replies: BTreeMap<RequestId, Frame>,
     next_request: RequestId,
     now_ms: u64,
@@ -57,6 +59,7 @@ impl<E: Engine> Cluster<E> {
             isolated: BTreeSet::new(),
             loss: None,
             network: VecDeque::new(),
+            consensus_delivered: 0,
             replies: BTreeMap::new(),
             next_request: 0,
             now_ms: 1_000_000,
@@ -187,6 +190,9 @@ impl<E: Engine> Cluster<E> {
                 }
             }
             let now = self.now_ms;
+            if matches!(message, PeerMessage::Consensus { .. }) {
+                self.consensus_delivered += 1;
+            }
             if let Some(node) = self.nodes.get_mut(&to) {
                 node.receive(from, message, now);
                 self.flush(to);
@@ -1081,6 +1087,58 @@ fn sessions_span_every_shard_of_a_sharded_cluster<E: Engine>(build: Build<E>) {
     assert!(matches!(&expired, Frame::Error(e) if e.starts_with("SESSIONEXPIRED")), "{expired:?}");
 }
 
+fn idle_groups_hibernate_and_wake_on_a_command_or_a_dead_leader<E: Engine>(build: Build<E>) {
+    let mut cluster = Cluster::sharded(3, 30, 3, false, build);
+    cluster.elect_all();
+    cluster.tick(400);
+    // Idle: no group sends a heartbeat of its own.
+    let before = cluster.consensus_delivered;
+    cluster.tick(200);
+    assert_eq!(cluster.consensus_delivered, before, "idle groups still exchange messages");
+    // A command wakes its group and is served at once.
+    let request = cluster.submit(2, Command::Execute(args(&["SET", "k", "v"])));
+    let mut waited = 0;
+    while !cluster.replies.contains_key(&request) {
+        cluster.tick(1);
+        waited += 1;
+        assert!(waited < 5, "a hibernating group took too long to serve a write");
+    }
+    assert_eq!(cluster.replies.remove(&request), Some(Frame::ok()));
+    cluster.tick(200);
+    // Its leader's node dies: the followers wake and elect new leaders.
+    let (_, leader) = slot_leader(&cluster, "k");
+    cluster.crash(leader);
+    let survivor = if leader == 1 { 2 } else { 1 };
+    for _ in 0..100 {
+        cluster.tick(1);
+    }
+    let led: usize = leaders_per_node(&cluster).values().sum();
+    assert_eq!(led, 30, "some group has no leader after its leader's node died");
+    assert_eq!(cluster.call(survivor, &["GET", "k"]), Frame::bulk("v"));
+}
+
+fn a_write_reaching_a_leader_that_is_handing_over_waits_for_the_new_leader<E: Engine>(
+    build: Build<E>,
+) {
+    let mut cluster = Cluster::sharded(3, 3, 3, false, build);
+    cluster.elect_all();
+    let (group, leader) = slot_leader(&cluster, "k");
+    let target = if leader == 1 { 2 } else { 1 };
+    // The transfer starts and, before any message moves, a write arrives:
+    // the engine refuses proposals until the transfer ends.
+    cluster.next_request += 1;
+    let request = cluster.next_request;
+    let now = cluster.now_ms;
+    let node = cluster.nodes.get_mut(&leader).unwrap();
+    node.transfer_leadership(group, target, now);
+    node.submit(request, Command::Execute(args(&["SET", "k", "v"])), now);
+    cluster.flush(leader);
+    cluster.deliver_all();
+    assert_eq!(cluster.wait(request), Frame::ok());
+    assert_eq!(cluster.call(3, &["GET", "k"]), Frame::bulk("v"));
+    assert_eq!(slot_leader(&cluster, "k"), (group, target));
+}
+
 macro_rules! both_engines {
     ($($name:ident),* $(,)?) => {
         $(
@@ -1100,6 +1158,8 @@ macro_rules! both_engines {
 }
 
 both_engines!(
+    a_write_reaching_a_leader_that_is_handing_over_waits_for_the_new_leader,
+    idle_groups_hibernate_and_wake_on_a_command_or_a_dead_leader,
     sessions_span_every_shard_of_a_sharded_cluster,
     leaders_spread_to_preferred_nodes_and_return_after_a_node_restarts,
     a_sharded_cluster_spreads_keys_over_shards_and_serves_them_from_any_node,

@@ -15,6 +15,8 @@
 //!            5 CaughtUp   group:u64 node:u64
 //!            6 Peers      count:u32, (node:u64, peer address)*
 //!            7 Hello      node:u64 peer:string client:string count:u32 led_group:u64*
+//!            8 Quiesce    count:u32 (group:u64 term:u64 index:u64)*
+//!            9 QuiesceAck count:u32 (group:u64 term:u64 index:u64)*
 //! command    = tag:u8 body
 //!            0 Execute      arguments
 //!            1 Transaction  watched_count:u32 (key:bytes version:u64)* command_count:u32 arguments*
@@ -56,6 +58,8 @@ const TAG_JOIN: u8 = 4;
 const TAG_CAUGHT_UP: u8 = 5;
 const TAG_PEERS: u8 = 6;
 const TAG_HELLO: u8 = 7;
+const TAG_QUIESCE: u8 = 8;
+const TAG_QUIESCE_ACK: u8 = 9;
 
 const COMMAND_EXECUTE: u8 = 0;
 const COMMAND_TRANSACTION: u8 = 1;
@@ -136,6 +140,20 @@ impl<M: consensus::Message> PeerMessage<M> {
                     put_bytes(&mut out, address.as_bytes(), "peer address");
                 }
             }
+            PeerMessage::Quiesce(groups) | PeerMessage::QuiesceAck(groups) => {
+                let tag = if matches!(self, PeerMessage::Quiesce(_)) {
+                    TAG_QUIESCE
+                } else {
+                    TAG_QUIESCE_ACK
+                };
+                out.put_u8(tag);
+                put_length(&mut out, groups.len(), "quiet groups");
+                for (group, term, index) in groups {
+                    out.put_u64_le(*group);
+                    out.put_u64_le(*term);
+                    out.put_u64_le(*index);
+                }
+            }
         }
         out.freeze()
     }
@@ -197,6 +215,18 @@ impl<M: consensus::Message> PeerMessage<M> {
                     peers.push((reader.u64("node")?, reader.string("peer address")?));
                 }
                 PeerMessage::Peers(peers)
+            }
+            tag @ (TAG_QUIESCE | TAG_QUIESCE_ACK) => {
+                let count = reader.count("quiet groups", 24)?;
+                let mut groups = Vec::with_capacity(count);
+                for _ in 0..count {
+                    groups.push((reader.u64("group")?, reader.u64("term")?, reader.u64("index")?));
+                }
+                if tag == TAG_QUIESCE {
+                    PeerMessage::Quiesce(groups)
+                } else {
+                    PeerMessage::QuiesceAck(groups)
+                }
             }
             tag => return Err(WireError::UnknownTag { kind: "peer message", tag }),
         };
@@ -717,10 +747,10 @@ mod tests {
         bytes[0] = 9;
         assert_eq!(Peer::decode(bytes.into()), Err(WireError::UnknownVersion(9)));
         let mut bytes = valid.to_vec();
-        bytes[1] = 8;
+        bytes[1] = 10;
         assert_eq!(
             Peer::decode(bytes.into()),
-            Err(WireError::UnknownTag { kind: "peer message", tag: 8 })
+            Err(WireError::UnknownTag { kind: "peer message", tag: 10 })
         );
         let mut bytes = valid.to_vec();
         bytes[18] = 2;
