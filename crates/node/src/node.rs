@@ -388,29 +388,37 @@ impl<E: Engine> Node<E> {
     }
 
     /// Peer addresses of every node this node knows, itself excluded.
+    /// The shell calls this after every event, so it must stay cheap with
+    /// many groups: a sharded cluster's nodes are all known from the
+    /// founding list and the `Hello`s, and only an unsharded cluster's one
+    /// replicated book (where joined nodes appear) is consulted.
     pub fn peer_addresses(&self) -> BTreeMap<NodeId, String> {
         let mut addresses = self.local_peers.clone();
-        // The replicated books are the truth once they know a node.
-        for shard in self.shards.values() {
-            let replicated = shard.addresses().iter().map(|(n, (p, _))| (*n, p.clone()));
-            addresses.extend(replicated.filter(|(_, peer)| !peer.is_empty()));
+        if !self.topology.is_sharded() {
+            for shard in self.shards.values() {
+                // The replicated book is the truth once it knows a node.
+                let replicated = shard.addresses().iter().map(|(n, (p, _))| (*n, p.clone()));
+                addresses.extend(replicated.filter(|(_, peer)| !peer.is_empty()));
+            }
         }
         addresses.remove(&self.options.id);
         addresses
     }
 
-    /// Where `node` listens for clients, if known.
+    /// Where `node` listens for clients, if known: from the node's own
+    /// `Hello`, else from a replicated address book.
     pub fn client_address(&self, node: NodeId) -> Option<String> {
         if node == self.options.id {
             return Some(self.options.client_address.clone()).filter(|a| !a.is_empty());
         }
-        let replicated = self
-            .shards
+        if let Some(address) = self.client_addresses.get(&node).filter(|a| !a.is_empty()) {
+            return Some(address.clone());
+        }
+        self.shards
             .values()
             .filter_map(|shard| shard.addresses().get(&node))
             .map(|(_, client)| client.clone())
-            .find(|client| !client.is_empty());
-        replicated.or_else(|| self.client_addresses.get(&node).cloned()).filter(|a| !a.is_empty())
+            .find(|client| !client.is_empty())
     }
 
     /// The message a new node sends to any member to join.
@@ -1203,7 +1211,14 @@ fn args_keys(args: &[Bytes]) -> Vec<Bytes> {
     if crate::coordination::lookup_internal(name).is_some() {
         let lower = name.to_ascii_lowercase();
         let named = lower.starts_with(b"lock.") || lower.starts_with(b"elect.");
-        return if named { args.get(1).cloned().into_iter().collect() } else { Vec::new() };
+        let mut keys: Vec<Bytes> =
+            if named { args.get(1).cloned().into_iter().collect() } else { Vec::new() };
+        if lower == b"lock.fenced" {
+            // The fenced command runs in the lock's shard: its keys must
+            // share the lock name's slot.
+            keys.extend(args.get(3..).map(args_keys).unwrap_or_default());
+        }
+        return keys;
     }
     commands::command_keys(args).unwrap_or_default()
 }

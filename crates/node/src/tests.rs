@@ -966,6 +966,20 @@ fn a_sharded_cluster_spreads_keys_over_shards_and_serves_them_from_any_node<E: E
         cluster.call(5, &["MGET", "{user}a", "{user}b"]),
         Frame::Array(vec![Frame::bulk("1"), Frame::bulk("2")])
     );
+    // A fenced command's keys must share the lock's slot.
+    let Frame::Integer(token) = cluster.call(2, &["LOCK.ACQUIRE", "l2", "30000"]) else {
+        panic!("LOCK.ACQUIRE")
+    };
+    let token = token.to_string();
+    let crossed = cluster.call(2, &["LOCK.FENCED", "l2", &token, "SET", "foo", "x"]);
+    assert!(matches!(&crossed, Frame::Error(e) if e.starts_with("CROSSSLOT")), "{crossed:?}");
+    let Frame::Integer(token) = cluster.call(2, &["LOCK.ACQUIRE", "{foo}lock", "30000"]) else {
+        panic!("LOCK.ACQUIRE")
+    };
+    let token = token.to_string();
+    let fenced = cluster.call(4, &["LOCK.FENCED", "{foo}lock", &token, "SET", "foo", "x"]);
+    assert_eq!(fenced, Frame::ok());
+    assert_eq!(cluster.call(1, &["GET", "foo"]), Frame::bulk("x"));
     assert_eq!(cluster.call(5, &["FLUSHALL"]), Frame::ok());
     assert_eq!(cluster.call(1, &["DBSIZE"]), Frame::Integer(0));
 }
