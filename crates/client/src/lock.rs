@@ -168,6 +168,10 @@ impl LockGuard {
 
     /// `LOCK.FENCED name token command…`: runs `command` only while this token holds the lock.
     /// A refusal is [`Error::Fenced`] and marks the guard lost.
+    ///
+    /// On a sharded cluster the command is routed, and run, in the shard of the lock's name, so
+    /// its keys should share the name's hash slot: name the lock `{tag}` and its keys
+    /// `{tag}…`.
     pub async fn fenced(&self, command: &[&[u8]]) -> Result<Frame> {
         assert!(!command.is_empty(), "a command has a name");
         let args = Args::new("LOCK.FENCED").arg(&self.name).number(self.token).args(command);

@@ -12,6 +12,16 @@ use crate::kind::Request;
 /// Replies come back in order, one frame per command; an error reply is an
 /// [`Frame::Error`] in its place, not an `Err` of the whole call.
 ///
+/// Cluster mode: the commands are grouped by the node serving their key's slot (keyless ones
+/// go to any node), each group written with one write on a connection to its node, all groups at
+/// once; replies are put back in command order. Commands answered `-MOVED` or `-ASK` did not run
+/// and are re-sent where the redirection points (with `ASKING` before an asked one), without
+/// counting as a failed attempt. A pipeline holding a connection-state command (`MULTI`, `EXEC`,
+/// `WATCH`, `READONLY`…) is not split: it goes whole to the node of its first key, and a
+/// redirection inside it is left in place as the command's reply. When a group's connection
+/// fails, only that group's unanswered commands are retried, under the rules below; the other
+/// groups' replies stand.
+///
 /// Retries: with sessions on, each write of the pipeline is sent inside its own session (up to
 /// [`crate::PIPELINE_SESSIONS_MAX`] writes; idle sessions are reused, missing ones opened with one
 /// extra round trip), and a failed attempt re-sends only the commands that got no definite reply,
@@ -19,7 +29,9 @@ use crate::kind::Request;
 /// remembered reply. Past `PIPELINE_SESSIONS_MAX` writes, sessions are shared round the pipeline;
 /// the server remembers only a session's last reply, so a re-sent write whose number is below
 /// one already applied is answered `ERR sequence number … is older than the last one applied`:
-/// it ran on an earlier attempt and its reply is lost, but it never runs twice. A
+/// it ran on an earlier attempt and its reply is lost, but it never runs twice. (In cluster mode
+/// a shared session's writes to different nodes are sequenced by different shards, which keep
+/// their own last number, so the same holds per shard.) A
 /// `-SESSIONEXPIRED` reply is left in place (the write did not run). A pipeline holding a command
 /// that cannot be sequenced (lock waits, `MULTI`…), or sent by a [`Client::raw`] client
 /// with writes in it, is re-sent only if nothing reached the server.

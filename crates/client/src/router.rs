@@ -1,10 +1,10 @@
-//! Choosing the server address for each request.
+//! Choosing the server address for each request outside cluster mode.
 //!
 //! Every request asks the client's [`Router`] which address to use and tells it how the attempt
 //! went. [`FailoverRouter`] (the default) sends everything to one address and moves to the next
-//! when it fails: any cohort node accepts any command and forwards it to the leader. A slot-aware
-//! router for cluster mode (reading `CLUSTER SLOTS`, following `-MOVED`) implements the same trait
-//! and picks the address from the command's key.
+//! when it fails: any cohort node accepts any command and forwards it to the leader. In cluster
+//! mode the client routes by the slot map instead (`slots`: `CLUSTER SLOTS`, `-MOVED`, `-ASK`),
+//! over every node it has learnt of; the router is not consulted then.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -28,6 +28,7 @@ async fn typed_commands_return_typed_values() {
     let server = server_or_skip!();
     bounded(async {
         let client = Client::connect(&[&server.address()]).await.unwrap();
+        assert!(!client.is_cluster_mode(), "cluster support disabled: routed as before");
         assert_eq!(client.get("missing").await.unwrap(), None);
         client.set("k", "v").await.unwrap();
         assert_eq!(client.get("k").await.unwrap(), Some(bytes("v")));

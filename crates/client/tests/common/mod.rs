@@ -16,7 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 /// Every test's own bound.
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     StdListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port()
 }
 
@@ -50,6 +50,11 @@ pub fn loud(message: &str) {
 /// which a machine shared by many fsyncing servers cannot keep.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
+/// The turn to run servers. A test that failed while holding it poisons it; it is still free.
+fn take_turn() -> MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// A one-node `cohort serve`, killed and its data removed on drop.
 pub struct Server {
     child: Child,
@@ -64,8 +69,7 @@ impl Server {
     /// is missing outside CI.
     pub fn start() -> Option<Server> {
         let binary = binary()?;
-        // A test that failed while holding the turn poisons it; the turn is still free.
-        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let turn = take_turn();
         let port = free_port();
         let peer_port = free_port();
         let directory =
@@ -123,6 +127,93 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.directory);
+    }
+}
+
+/// A sharded cluster of `cohort serve` processes on free ports, all started with `flags` (e.g.
+/// `--shards 6 --replicas 3 --cluster-enabled yes`); killed and their data removed on drop.
+pub struct Cluster {
+    children: Vec<Child>,
+    _turn: MutexGuard<'static, ()>,
+    pub ports: Vec<u16>,
+    directory: PathBuf,
+}
+
+impl Cluster {
+    /// Starts `nodes` processes and waits until every one accepts connections; `None` (after a
+    /// loud message) if the binary is missing outside CI.
+    pub fn start(nodes: usize, flags: &[&str]) -> Option<Cluster> {
+        let binary = binary()?;
+        let turn = take_turn();
+        let ports: Vec<u16> = (0..nodes).map(|_| free_port()).collect();
+        let peer_ports: Vec<u16> = (0..nodes).map(|_| free_port()).collect();
+        let directory = std::env::temp_dir().join(format!(
+            "cohort-client-cluster-{}-{}",
+            std::process::id(),
+            ports[0]
+        ));
+        let _ = std::fs::remove_dir_all(&directory);
+        std::fs::create_dir_all(&directory).expect("test directory");
+        let members: Vec<String> = peer_ports
+            .iter()
+            .enumerate()
+            .map(|(index, port)| format!("{}=127.0.0.1:{port}", index + 1))
+            .collect();
+        let mut cluster =
+            Cluster { children: Vec::new(), _turn: turn, ports: ports.clone(), directory };
+        for (index, (port, peer_port)) in ports.iter().zip(&peer_ports).enumerate() {
+            let node_directory = cluster.directory.join(format!("node-{}", index + 1));
+            std::fs::create_dir_all(&node_directory).expect("node directory");
+            let log = std::fs::File::create(node_directory.join("cohort.log")).expect("log file");
+            let child = Command::new(&binary)
+                .arg("serve")
+                .args(["--node-id", &(index + 1).to_string()])
+                .args(["--port", &port.to_string(), "--peer-port", &peer_port.to_string()])
+                .arg("--data-dir")
+                .arg(node_directory.join("data"))
+                .args(["--initial-cluster", &members.join(",")])
+                .args(flags)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("log file"))
+                .stderr(log)
+                .spawn()
+                .expect("start cohort");
+            cluster.children.push(child);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for port in &ports {
+            while std::net::TcpStream::connect(("127.0.0.1", *port)).is_err() {
+                assert!(
+                    Instant::now() < deadline,
+                    "node on port {port} did not start; see the logs under {}",
+                    cluster.directory.display()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Some(cluster)
+    }
+
+    pub fn address(&self, node: usize) -> String {
+        format!("127.0.0.1:{}", self.ports[node])
+    }
+
+    /// Kills one node (SIGKILL).
+    pub fn kill(&mut self, node: usize) {
+        let _ = self.children[node].kill();
+        let _ = self.children[node].wait();
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+        }
+        for child in &mut self.children {
+            let _ = child.wait();
+        }
         let _ = std::fs::remove_dir_all(&self.directory);
     }
 }
