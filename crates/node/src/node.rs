@@ -481,6 +481,12 @@ impl<E: Engine> Node<E> {
         self.shards.iter().map(|(group, shard)| (*group, shard.status())).collect()
     }
 
+    /// Whether this node's replica of `group` hibernates (skips its
+    /// engine's ticks because the group is idle).
+    pub fn is_group_hibernating(&self, group: GroupId) -> bool {
+        self.is_hibernating(group)
+    }
+
     /// The cluster as this node sees it, for the `CLUSTER` commands.
     pub fn cluster_view(&self) -> ClusterView {
         let mut nodes = BTreeMap::new();

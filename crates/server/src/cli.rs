@@ -16,6 +16,9 @@ usage:
                     [--cluster-enabled yes|no]
                                     start a local cluster of N processes (default 3) holding
                                     S shards (default 2N) in Redis Cluster mode (default yes)
+  cohort cluster status [--host H] [--port P]
+                                    nodes, shards, leaders and replica lag, as the nodes
+                                    report them (asks the node at H:P, default 127.0.0.1:7001)
   cohort version
 
 serve options (also COHORT_<NAME> environment variables and keys of --config FILE):

@@ -1251,6 +1251,8 @@ mod tests {
             poisoned: None,
             cluster_enabled: false,
             shards: 1,
+            shard_statuses: Vec::new(),
+            client_addresses: vec![(1, "127.0.0.1:6379".to_string())],
         }
     }
 

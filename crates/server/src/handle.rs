@@ -46,6 +46,20 @@ pub struct Info {
     pub cluster_enabled: bool,
     /// Shards (consensus groups) the keyspace is split into.
     pub shards: usize,
+    /// Every group this node holds a replica of (sharded clusters only).
+    pub shard_statuses: Vec<ShardInfo>,
+    /// Client addresses of the nodes this node knows, itself included.
+    pub client_addresses: Vec<(u64, String)>,
+}
+
+/// One hosted group, for `INFO cohort` and `cohort cluster status`.
+#[derive(Clone, Debug)]
+pub struct ShardInfo {
+    pub group: u64,
+    pub status: NodeStatus,
+    pub hibernating: bool,
+    /// Slots the group owns.
+    pub slots: u32,
 }
 
 /// A cheap, cloneable handle to the node task.

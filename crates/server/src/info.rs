@@ -757,14 +757,18 @@ fn replication_fields(info: &Info, add: &mut impl FnMut(&str, String)) {
     }
 }
 
-fn cohort_fields(info: &Info, add: &mut impl FnMut(&str, String)) {
-    let status = &info.node;
-    let role = match status.role {
+fn role_name(role: Role) -> &'static str {
+    match role {
         Role::Leader => "leader",
         Role::Follower => "follower",
         Role::PreCandidate | Role::Candidate => "candidate",
         Role::Learner => "learner",
-    };
+    }
+}
+
+fn cohort_fields(info: &Info, add: &mut impl FnMut(&str, String)) {
+    let status = &info.node;
+    let role = role_name(status.role);
     let list = |ids: &mut dyn Iterator<Item = u64>| {
         ids.map(|id| id.to_string()).collect::<Vec<_>>().join(",")
     };
@@ -786,6 +790,31 @@ fn cohort_fields(info: &Info, add: &mut impl FnMut(&str, String)) {
     add("pending_requests", status.pending_requests.to_string());
     add("blocked_clients", status.blocked_clients.to_string());
     add("state_digest", format!("{:016x}", status.state_digest));
+    let nodes: Vec<String> =
+        info.client_addresses.iter().map(|(node, address)| format!("{node}={address}")).collect();
+    add("cluster_nodes", nodes.join(","));
+    // A sharded cluster: one line per group held here (the fields above
+    // describe the first of them).
+    for shard in &info.shard_statuses {
+        let status = &shard.status;
+        let role = role_name(status.role);
+        add(
+            &format!("shard_{}", shard.group),
+            format!(
+                "role={role},leader={},term={},commit={},applied={},last={},keys={},slots={},\
+                 replicas={},hibernating={}",
+                status.leader.map_or("none".to_string(), |id| id.to_string()),
+                status.term,
+                status.commit,
+                status.applied,
+                status.last_index,
+                status.keys,
+                shard.slots,
+                list(&mut status.membership.members()).replace(',', "/"),
+                u8::from(shard.hibernating),
+            ),
+        );
+    }
 }
 
 /// The process's resident set size, from `/proc/self/statm` where it exists.

@@ -14,6 +14,7 @@ mod handle;
 mod info;
 mod log;
 mod runtime;
+mod status;
 mod transport;
 
 use std::collections::BTreeMap;
@@ -37,6 +38,9 @@ fn main() -> ExitCode {
         }
         Some("cluster") if arguments.get(1).map(String::as_str) == Some("up") => {
             cluster::up(&arguments[2..])
+        }
+        Some("cluster") if arguments.get(1).map(String::as_str) == Some("status") => {
+            status::status(&arguments[2..])
         }
         Some("version" | "--version") => {
             println!("cohort {}", env!("CARGO_PKG_VERSION"));

@@ -26,7 +26,7 @@ use storage::{Fsync, OsFs, Persist, Wal, WalOptions};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::Config;
-use crate::handle::{Call, Info, NodeHandle};
+use crate::handle::{Call, Info, NodeHandle, ShardInfo};
 use crate::log;
 use crate::transport::Transport;
 
@@ -447,10 +447,43 @@ impl<E: Engine> NodeTask<E> {
                     poisoned: self.poisoned.clone(),
                     cluster_enabled: self.node.topology().cluster_enabled,
                     shards: self.node.topology().shards.len(),
+                    shard_statuses: self.shard_infos(),
+                    client_addresses: self.client_addresses(),
                 };
                 let _ = reply.send(info);
             }
         }
+    }
+
+    /// Every hosted group's status, for a sharded cluster.
+    fn shard_infos(&self) -> Vec<ShardInfo> {
+        let topology = self.node.topology();
+        if !topology.is_sharded() {
+            return Vec::new();
+        }
+        let counts = topology.slots.slot_counts();
+        self.node
+            .shard_statuses()
+            .into_iter()
+            .map(|(group, status)| ShardInfo {
+                group,
+                status,
+                hibernating: self.node.is_group_hibernating(group),
+                slots: counts.get(&group).copied().unwrap_or(0),
+            })
+            .collect()
+    }
+
+    fn client_addresses(&self) -> Vec<(u64, String)> {
+        let mut nodes: Vec<NodeId> = self.node.topology().nodes();
+        nodes.extend(self.node.peer_addresses().into_keys());
+        nodes.push(self.config.node_id);
+        nodes.sort_unstable();
+        nodes.dedup();
+        nodes
+            .into_iter()
+            .map(|node| (node, self.node.client_address(node).unwrap_or_default()))
+            .collect()
     }
 
     fn peer_message(&mut self, from: NodeId, bytes: Bytes) {
