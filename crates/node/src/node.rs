@@ -14,8 +14,8 @@
 //! - in Redis Cluster mode (`cluster_enabled`) a command whose group is led
 //!   elsewhere gets `-MOVED slot host:port` instead, so cluster-aware clients
 //!   go to the leader themselves; `READONLY` connections read from any
-//!   replica hosted here (linearizably: the replica confirms with the
-//!   leader).
+//!   replica hosted here (linearizably: the replica asks the leader for its
+//!   confirmed commit index and serves the read once it has applied it).
 //!
 //! Keys of one command must share a slot (`-CROSSSLOT` otherwise, as Redis
 //! Cluster). DBSIZE, KEYS, FLUSHALL, FLUSHDB and RANDOMKEY run on every shard
@@ -53,6 +53,10 @@ pub enum Command {
     Transaction { watched: Vec<(Bytes, u64)>, commands: Vec<Vec<Bytes>> },
     /// The versions of keys, for WATCH (a linearizable read).
     KeyVersions(Vec<Bytes>),
+    /// The leader's commit index once it has confirmed it still leads: a
+    /// replica serving a read itself waits until it has applied that index
+    /// (Raft §6.4's follower reads). Sent between nodes only.
+    ReadIndex,
 }
 
 /// Who waits for a reply.
@@ -602,6 +606,15 @@ impl<E: Engine> Node<E> {
                 let group = self.topology.group_of_slot(slot);
                 if let Some(frame) = self.moved(group, &command, readonly, Some(slot)) {
                     self.outbox.replies.push((request, frame));
+                    return;
+                }
+                let hosted = self.shards.contains_key(&group);
+                if readonly && hosted && self.topology.cluster_enabled && is_read(&command) {
+                    // A READONLY client's read, served by this replica.
+                    self.wake(group);
+                    let shard = self.shards.get_mut(&group).expect("hosted");
+                    shard.read_on_replica(request, command, now_ms);
+                    self.collect(group);
                     return;
                 }
                 self.dispatch(request, group, command);
@@ -1198,6 +1211,7 @@ fn first_key(command: &Command) -> Option<Bytes> {
 pub fn command_keys(command: &Command) -> Vec<Bytes> {
     match command {
         Command::KeyVersions(keys) => keys.clone(),
+        Command::ReadIndex => Vec::new(),
         Command::Transaction { watched, commands } => {
             let mut keys: Vec<Bytes> = watched.iter().map(|(key, _)| key.clone()).collect();
             for args in commands {
@@ -1232,7 +1246,7 @@ fn args_keys(args: &[Bytes]) -> Vec<Bytes> {
 /// Whether a command only reads (served by `READONLY` clients' replicas).
 fn is_read(command: &Command) -> bool {
     match command {
-        Command::KeyVersions(_) => true,
+        Command::KeyVersions(_) | Command::ReadIndex => true,
         Command::Transaction { .. } => false,
         Command::Execute(args) => args.first().is_some_and(|name| {
             commands::lookup(name).is_some_and(|spec| spec.is_readonly() && !spec.is_blocking())

@@ -72,6 +72,9 @@ pub(crate) struct Shard<E: Engine> {
     proposals: BTreeMap<Index, Pending>,
     reads: BTreeMap<u64, (Origin, Command)>,
     confirmed_reads: Vec<(Index, Origin, Command)>,
+    /// Reads this replica serves itself, by request, while it waits for the
+    /// leader's read index.
+    replica_reads: BTreeMap<RequestId, Command>,
     next_read_context: u64,
     waiters: VecDeque<Waiter>,
     next_waiter: u64,
@@ -116,6 +119,7 @@ impl<E: Engine> Shard<E> {
             proposals: BTreeMap::new(),
             reads: BTreeMap::new(),
             confirmed_reads: Vec::new(),
+            replica_reads: BTreeMap::new(),
             next_read_context: 0,
             waiters: VecDeque::new(),
             next_waiter: 0,
@@ -251,6 +255,31 @@ impl<E: Engine> Shard<E> {
     pub fn reply_received(&mut self, request: RequestId, frame: Frame, now_ms: u64) {
         self.now_ms = now_ms;
         self.reply(Origin::Local(request), frame);
+        self.drive();
+    }
+
+    /// A read this replica serves from its own state (for a `READONLY`
+    /// client): it asks the leader for its confirmed commit index and
+    /// answers once it has applied that far, which makes the read
+    /// linearizable without the leader serving it (Raft §6.4). As the
+    /// leader it simply reads.
+    pub fn read_on_replica(&mut self, request: RequestId, command: Command, now_ms: u64) {
+        self.now_ms = now_ms;
+        let local = LocalRequest {
+            command: Command::ReadIndex,
+            deadline_ms: Some(now_ms + self.options.request_timeout_ms),
+            forwarded_to: None,
+            redirects: 0,
+            lock_wait: None,
+        };
+        self.requests.insert(request, local);
+        if self.is_leader() {
+            self.requests.get_mut(&request).expect("request").command = command.clone();
+            self.read(Origin::Local(request), command);
+        } else {
+            self.replica_reads.insert(request, command);
+            self.route(Origin::Local(request), Command::ReadIndex);
+        }
         self.drive();
     }
 
@@ -417,6 +446,7 @@ impl<E: Engine> Shard<E> {
                 }
             }
             Command::KeyVersions(keys) => self.read(origin, Command::KeyVersions(keys)),
+            Command::ReadIndex => self.read(origin, Command::ReadIndex),
             transaction @ Command::Transaction { .. } => self.propose(origin, transaction, None),
         }
     }
@@ -451,7 +481,7 @@ impl<E: Engine> Shard<E> {
             Command::Transaction { watched, commands } => {
                 Action::Transaction { watched: watched.clone(), commands: commands.clone() }
             }
-            Command::KeyVersions(_) => unreachable!("key versions are reads"),
+            Command::KeyVersions(_) | Command::ReadIndex => unreachable!("reads are not proposed"),
         };
         let payload = Payload { time_ms: self.stamp(), seed: self.rng.next_u64(), action };
         match self.replica.engine.propose(payload.encode()) {
@@ -495,6 +525,21 @@ impl<E: Engine> Shard<E> {
 
     fn reply(&mut self, origin: Origin, frame: Frame) {
         match origin {
+            Origin::Local(request) if self.replica_reads.contains_key(&request) => {
+                let command = self.replica_reads.remove(&request).expect("replica read");
+                match frame {
+                    // The leader's read index: serve the read here once
+                    // this replica has applied that far.
+                    Frame::Integer(index) if index >= 0 => {
+                        if let Some(local) = self.requests.get_mut(&request) {
+                            local.command = command.clone();
+                            self.confirmed_reads.push((index as Index, origin, command));
+                            self.serve_reads();
+                        }
+                    }
+                    error => self.reply(origin, error),
+                }
+            }
             Origin::Local(request) => {
                 if self.requests.remove(&request).is_some() {
                     self.outbox.replies.push((request, frame));
@@ -588,8 +633,13 @@ impl<E: Engine> Shard<E> {
             self.notify_waiters();
         }
         for read in held.reads {
-            if let Some((origin, command)) = self.reads.remove(&read.context) {
-                self.confirmed_reads.push((read.index, origin, command));
+            match self.reads.remove(&read.context) {
+                // A replica's read: it waits for the index on its side.
+                Some((origin, Command::ReadIndex)) => {
+                    self.reply(origin, Frame::Integer(read.index as i64))
+                }
+                Some((origin, command)) => self.confirmed_reads.push((read.index, origin, command)),
+                None => {}
             }
         }
         for context in held.aborted_reads {
@@ -688,7 +738,11 @@ impl<E: Engine> Shard<E> {
                         .map(|key| Frame::Integer(store.key_version(key, context.now_ms) as i64))
                         .collect(),
                 ),
-                Command::Transaction { .. } => unreachable!("transactions are writes"),
+                Command::Transaction { .. } | Command::ReadIndex => {
+                    unreachable!(
+                        "transactions are writes; read indexes are answered when confirmed"
+                    )
+                }
             };
             self.reply(origin, frame);
         }
@@ -1015,7 +1069,7 @@ impl<E: Engine> Shard<E> {
 /// Whether sending a command again cannot apply it twice.
 fn is_safe_to_resend(command: &Command) -> bool {
     match command {
-        Command::KeyVersions(_) => true,
+        Command::KeyVersions(_) | Command::ReadIndex => true,
         Command::Transaction { .. } => false,
         Command::Execute(args) => {
             let Some(name) = args.first() else { return false };

@@ -21,6 +21,7 @@
 //!            0 Execute      arguments
 //!            1 Transaction  watched_count:u32 (key:bytes version:u64)* command_count:u32 arguments*
 //!            2 KeyVersions  arguments
+//!            3 ReadIndex    (nothing)
 //! arguments  = count:u32 bytes*
 //! bytes      = length:u32 byte*          string = bytes holding UTF-8
 //! bool       = one byte, 0 or 1
@@ -64,6 +65,7 @@ const TAG_QUIESCE_ACK: u8 = 9;
 const COMMAND_EXECUTE: u8 = 0;
 const COMMAND_TRANSACTION: u8 = 1;
 const COMMAND_KEY_VERSIONS: u8 = 2;
+const COMMAND_READ_INDEX: u8 = 3;
 
 /// The fewest bytes one encoded element of each list occupies.
 const ARGUMENT_BYTES_MIN: u64 = 4;
@@ -303,6 +305,7 @@ fn put_command(out: &mut BytesMut, command: &Command) {
             out.put_u8(COMMAND_KEY_VERSIONS);
             put_arguments(out, keys);
         }
+        Command::ReadIndex => out.put_u8(COMMAND_READ_INDEX),
     }
 }
 
@@ -332,6 +335,7 @@ fn read_command(reader: &mut Reader) -> Result<Command, WireError> {
             Ok(Command::Transaction { watched, commands })
         }
         COMMAND_KEY_VERSIONS => Ok(Command::KeyVersions(read_arguments(reader)?)),
+        COMMAND_READ_INDEX => Ok(Command::ReadIndex),
         tag => Err(WireError::UnknownTag { kind: "command", tag }),
     }
 }
@@ -497,6 +501,7 @@ mod tests {
                 command: Command::Execute(arguments(&["SET", "k", "v"])),
             },
             Peer::Forward { group: 8, request: 8, command: Command::Execute(Vec::new()) },
+            Peer::Forward { group: 12, request: 17, command: Command::ReadIndex },
             Peer::Forward {
                 group: 2,
                 request: 9,

@@ -1214,6 +1214,7 @@ mod tests {
                                     )
                                     .collect(),
                             ),
+                            Command::ReadIndex => Frame::Integer(0),
                         };
                         let _ = reply.send(frame);
                     }

@@ -536,7 +536,7 @@ impl<E: Engine> NodeTask<E> {
 
 fn is_read(command: &Command) -> bool {
     match command {
-        Command::KeyVersions(_) => true,
+        Command::KeyVersions(_) | Command::ReadIndex => true,
         Command::Transaction { .. } => false,
         Command::Execute(args) => args
             .first()

@@ -518,40 +518,13 @@ impl Drop for ShardedCluster {
             member.kill();
         }
         if std::thread::panicking() {
-            for member in &self.members {
-                let text = member.log_text();
-                let tail: Vec<&str> = text.lines().rev().take(40).collect();
-                let tail: Vec<&str> = tail.into_iter().rev().collect();
-                eprintln!("---- node {} log (last 40 lines) ----\n{}", member.id, tail.join("\n"));
-            }
+            common::print_log_tails(self.members.iter().map(|m| (m.id, m.log_text())));
         }
         let _ = std::fs::remove_dir_all(&self.root);
     }
 }
 
 // ---- external tools --------------------------------------------------------------------------
-
-/// Whether `program arguments…` runs and exits 0; panics under CI when it cannot, and says so
-/// loudly elsewhere.
-fn tool_available(program: &str, arguments: &[&str], what: &str, install: &str) -> bool {
-    let found = Command::new(program)
-        .args(arguments)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success());
-    if found {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("{what} is not available; CI must install it (see .ci/run)");
-    }
-    eprintln!("=================================================================");
-    eprintln!("NOTICE: {what} not found; its cluster-mode checks did NOT run.");
-    eprintln!("Install it with: {install}");
-    eprintln!("=================================================================");
-    false
-}
 
 fn wait_with_timeout(child: &mut Child, timeout: Duration, what: &str) -> ExitStatus {
     let deadline = Instant::now() + timeout;
@@ -625,7 +598,7 @@ fn cluster_clients_reach_every_slot_through_one_node() {
     let started = Instant::now();
 
     cluster_protocol_by_hand(&ports);
-    if tool_available(
+    if common::tool_available(
         "python3",
         &["-c", "import redis"],
         "redis-py",
@@ -633,7 +606,12 @@ fn cluster_clients_reach_every_slot_through_one_node() {
     ) {
         run_python("cluster_mode.py", &ports, &cluster.root);
     }
-    if tool_available("redis-cli", &["--version"], "redis-cli", "apt-get install -y redis-tools") {
+    if common::tool_available(
+        "redis-cli",
+        &["--version"],
+        "redis-cli",
+        "apt-get install -y redis-tools",
+    ) {
         redis_cli_follows_moved(&ports);
     }
     redis_rs_cluster_client(ports[0]);

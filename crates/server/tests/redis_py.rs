@@ -31,23 +31,12 @@ const SCRIPT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Whether `python3` can import redis-py; panics under CI when it cannot.
 fn redis_py_available() -> bool {
-    let found = Command::new("python3")
-        .args(["-c", "import redis"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success());
-    if found {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("python3 cannot import redis (redis-py); CI must install it (see .ci/run)");
-    }
-    eprintln!("=================================================================");
-    eprintln!("NOTICE: python3 cannot import redis; the redis-py tests did NOT run.");
-    eprintln!("Install it with: python3 -m pip install redis");
-    eprintln!("=================================================================");
-    false
+    common::tool_available(
+        "python3",
+        &["-c", "import redis"],
+        "redis-py (python3 -c 'import redis')",
+        "python3 -m pip install redis",
+    )
 }
 
 fn script_path(name: &str) -> PathBuf {

@@ -558,15 +558,41 @@ impl Drop for Cluster {
             node.kill();
         }
         if std::thread::panicking() {
-            for node in &self.nodes {
-                let text = node.log_text();
-                let tail: Vec<&str> = text.lines().rev().take(40).collect();
-                let tail: Vec<&str> = tail.into_iter().rev().collect();
-                eprintln!("---- node {} log (last 40 lines) ----\n{}", node.id, tail.join("\n"));
-            }
+            print_log_tails(self.nodes.iter().map(|node| (node.id, node.log_text())));
         }
         let _ = std::fs::remove_dir_all(&self.root);
     }
+}
+
+/// Prints the last 40 lines of each node's log, for a test that is failing.
+pub fn print_log_tails(logs: impl IntoIterator<Item = (u64, String)>) {
+    for (id, text) in logs {
+        let tail: Vec<&str> = text.lines().rev().take(40).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        eprintln!("---- node {id} log (last 40 lines) ----\n{}", tail.join("\n"));
+    }
+}
+
+/// Whether `program arguments…` runs and exits 0. Under CI a missing tool is a failure (CI
+/// must install it); elsewhere the test says loudly that its checks did not run.
+pub fn tool_available(program: &str, arguments: &[&str], what: &str, install: &str) -> bool {
+    let found = Command::new(program)
+        .args(arguments)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if found {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{what} is not available; CI must install it (see .ci/run)");
+    }
+    eprintln!("=================================================================");
+    eprintln!("NOTICE: {what} not found; the checks that need it did NOT run.");
+    eprintln!("Install it with: {install}");
+    eprintln!("=================================================================");
+    false
 }
 
 // ---- writers ---------------------------------------------------------------------------------
