@@ -64,8 +64,9 @@
 //! placed in invocation order (swapping two identical ones changes nothing observable); an
 //! indeterminate operation that would not change the state where it is tried is not placed
 //! there (the configuration without it dominates); and right after an indeterminate operation
-//! only an operation that depends on it may follow: one it commutes with or that absorbs it
-//! (a put overwriting it) is skipped, because the order with the indeterminate operation moved
+//! only an operation that depends on it may follow: one it commutes with (unless it is an
+//! identical one, which the first reduction already orders) or that absorbs it (a put
+//! overwriting it) is skipped, because the order with the indeterminate operation moved
 //! later or dropped is explored anyway. Configurations reached under that last restriction are
 //! cached with it. An indeterminate `Get` has no effect and is dropped up front.
 //!

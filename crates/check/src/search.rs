@@ -462,8 +462,15 @@ impl<'a> Search<'a> {
         else {
             return false;
         };
-        without_latest == state_after
-            || self.register.step(without_latest, &latest_entry.compiled, latest.operation)
+        if without_latest == state_after {
+            return true;
+        }
+        // Moving `latest` after `operation` is the canonical form only if the symmetry
+        // reduction lets that order happen: an identical operation invoked later may never
+        // precede it, so the two must be allowed side by side in invocation order.
+        let identical_successor = self.previous_identical[operation] == latest.operation;
+        !identical_successor
+            && self.register.step(without_latest, &latest_entry.compiled, latest.operation)
                 == Some(state_after)
     }
 

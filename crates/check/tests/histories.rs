@@ -220,6 +220,22 @@ fn indeterminate_operation_may_explain_a_read() {
     // But not one invoked after the read completed.
     let history = [get(2, "x", Some("a"), 10, 20), put(1, "x", "a", 30, None)];
     assert_not_linearizable(&history, "x");
+    // Two identical indeterminate appends, both seen: they must be able to stand side by side
+    // (the symmetry reduction orders them, so "they commute" must not push one later).
+    let history = [
+        put(1, "x", "a", 0, Some(1)),
+        append(2, "x", "b", 2, None),
+        append(3, "x", "b", 3, None),
+        get(4, "x", Some("abb"), 10, 11),
+    ];
+    assert_linearizable(&history);
+    let history = [
+        put(1, "x", "a", 0, Some(1)),
+        append(2, "x", "b", 2, None),
+        append(3, "x", "b", 3, None),
+        get(4, "x", Some("abbb"), 10, 11),
+    ];
+    assert_not_linearizable(&history, "x");
 }
 
 #[test]

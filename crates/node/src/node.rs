@@ -696,6 +696,18 @@ impl<E: Engine> Node<E> {
                     if !client.is_empty() {
                         self.client_addresses.insert(node, client);
                     }
+                    // A node that restarted quickly keeps sending `Quiesce`
+                    // but leads nothing: groups hibernating under it wake
+                    // and elect a leader.
+                    let abandoned: Vec<GroupId> = self
+                        .hibernating
+                        .iter()
+                        .filter(|(group, (leader, _))| *leader == node && !leading.contains(group))
+                        .map(|(group, _)| *group)
+                        .collect();
+                    for group in abandoned {
+                        self.wake(group);
+                    }
                     for group in leading {
                         self.leader_hints.insert(group, node);
                     }
