@@ -265,6 +265,30 @@ impl<E: Engine> Cluster<E> {
         request
     }
 
+    /// Submits as a `READONLY` connection would.
+    fn submit_readonly(&mut self, id: NodeId, command: Command) -> RequestId {
+        self.next_request += 1;
+        let request = self.next_request;
+        let now = self.now_ms;
+        self.nodes.get_mut(&id).expect("node").submit_with(request, command, true, now);
+        self.flush(id);
+        self.deliver_all();
+        request
+    }
+
+    /// As `call`, following `-MOVED` redirections as a cluster client does.
+    fn call_following(&mut self, mut id: NodeId, words: &[&str]) -> Frame {
+        for _ in 0..10 {
+            match self.call(id, words) {
+                Frame::Error(text) if text.starts_with("MOVED ") => {
+                    id = moved_to(&text).expect("a MOVED names a node")
+                }
+                frame => return frame,
+            }
+        }
+        panic!("{words:?} keeps being redirected");
+    }
+
     /// Submits and ticks until the reply arrives.
     fn call(&mut self, id: NodeId, words: &[&str]) -> Frame {
         let request = self.submit(id, Command::Execute(args(words)));
@@ -903,6 +927,13 @@ fn a_new_node_joins_catches_up_and_becomes_a_voter<E: Engine>(build: Build<E>) {
 }
 
 /// Every node-level test runs against both engines.
+/// The node a `-MOVED slot 10.0.0.N:6379` reply names (the harness's
+/// client addresses).
+fn moved_to(text: &str) -> Option<NodeId> {
+    let address = text.split_whitespace().nth(2)?;
+    address.strip_prefix("10.0.0.")?.split(':').next()?.parse().ok()
+}
+
 /// The node hosting a replica of the group that owns `key` and leading it.
 fn slot_leader<E: Engine>(cluster: &Cluster<E>, key: &str) -> (GroupId, NodeId) {
     let topology = cluster.topology.as_ref().expect("sharded");
@@ -1203,6 +1234,8 @@ struct InFlight {
     invoked_at: u64,
     /// When the latest submission was.
     sent_at: u64,
+    /// Sent as a `READONLY` client's read (cluster mode).
+    readonly: bool,
 }
 
 /// A register client: its `SEQ` id and last sequence number (increments
@@ -1295,6 +1328,8 @@ struct RegisterRun<E: Engine> {
     hibernated: usize,
     /// Operations that completed with a result.
     completed: usize,
+    /// `-MOVED` replies the clients followed.
+    redirects: usize,
 }
 
 const REGISTER_KEYS: usize = 30;
@@ -1311,12 +1346,24 @@ const REGISTER_NODES: u64 = 5;
 /// starts and four of them come back with empty disks (the fifth stays
 /// down): a durability loss no consensus protocol survives.
 fn run_registers<E: Engine>(build: Build<E>, seed: u64, amnesia: bool) -> RegisterRun<E> {
+    run_registers_in(build, seed, amnesia, false)
+}
+
+/// `run_registers`, in Redis Cluster mode when `cluster_mode` is set: clients
+/// follow `-MOVED`, and half of the reads are a `READONLY` client's, served
+/// by whichever replica the client reached.
+fn run_registers_in<E: Engine>(
+    build: Build<E>,
+    seed: u64,
+    amnesia: bool,
+    cluster_mode: bool,
+) -> RegisterRun<E> {
     const FIRST_ACTIVE_END: u64 = 400;
     const IDLE_END: u64 = 700;
     const SECOND_ACTIVE_END: u64 = 1_100;
     const SETTLE_END: u64 = 1_500;
     const PATIENCE_TICKS: u64 = 300;
-    let mut cluster = Cluster::sharded(REGISTER_NODES, 10, 3, false, build);
+    let mut cluster = Cluster::sharded(REGISTER_NODES, 10, 3, cluster_mode, build);
     let mut rng = consensus::rng::Rng::new(seed.wrapping_mul(0x9e37_79b9) + 17);
     cluster.elect_all();
     let keys: Vec<String> = (0..REGISTER_KEYS).map(|i| format!("register:{i}")).collect();
@@ -1340,6 +1387,7 @@ fn run_registers<E: Engine>(build: Build<E>, seed: u64, amnesia: bool) -> Regist
     let mut hibernated = 0;
     let mut completed = 0;
     let mut amnesiac = false;
+    let mut redirects = 0;
     let mut next_value = 1u64;
     for tick in 0..SETTLE_END {
         let active = tick < FIRST_ACTIVE_END || (IDLE_END..SECOND_ACTIVE_END).contains(&tick);
@@ -1352,6 +1400,29 @@ fn run_registers<E: Engine>(build: Build<E>, seed: u64, amnesia: bool) -> Regist
             let late = tick - flight.sent_at / 2 > PATIENCE_TICKS;
             if reply.is_none() && !lost && !late {
                 continue;
+            }
+            if let Some(Frame::Error(text)) = &reply {
+                if let Some(target) = text.strip_prefix("MOVED ").and(moved_to(text)) {
+                    // Not executed: sent where the node said, as a cluster client does.
+                    redirects += 1;
+                    let node = if cluster.nodes.contains_key(&target) {
+                        target
+                    } else {
+                        let up: Vec<NodeId> = cluster.nodes.keys().copied().collect();
+                        *rng.choose(&up).expect("a node is up")
+                    };
+                    let command =
+                        Command::Execute(flight.words.iter().cloned().map(Bytes::from).collect());
+                    flight.request = if flight.readonly {
+                        cluster.submit_readonly(node, command)
+                    } else {
+                        cluster.submit(node, command)
+                    };
+                    flight.node = node;
+                    flight.incarnation = incarnation[&node];
+                    flight.sent_at = 2 * tick + 1;
+                    continue;
+                }
             }
             let expired =
                 matches!(&reply, Some(Frame::Error(text)) if text.starts_with("SESSIONEXPIRED"));
@@ -1462,7 +1533,12 @@ fn run_registers<E: Engine>(build: Build<E>, seed: u64, amnesia: bool) -> Regist
                     (RegisterOp::Incr, None) => vec!["INCR".into(), key.clone()],
                 };
                 let args = words.iter().cloned().map(Bytes::from).collect();
-                let request = cluster.submit(node, Command::Execute(args));
+                let readonly = cluster_mode && matches!(op, RegisterOp::Get) && rng.chance(1, 2);
+                let request = if readonly {
+                    cluster.submit_readonly(node, Command::Execute(args))
+                } else {
+                    cluster.submit(node, Command::Execute(args))
+                };
                 state.in_flight = Some(InFlight {
                     request,
                     node,
@@ -1472,6 +1548,7 @@ fn run_registers<E: Engine>(build: Build<E>, seed: u64, amnesia: bool) -> Regist
                     words,
                     invoked_at: 2 * tick + 1,
                     sent_at: 2 * tick + 1,
+                    readonly,
                 });
             }
         }
@@ -1495,7 +1572,7 @@ fn run_registers<E: Engine>(build: Build<E>, seed: u64, amnesia: bool) -> Regist
     let mut time = 2 * SETTLE_END + 2;
     for (i, key) in keys.iter().enumerate() {
         let node = up[i % up.len()];
-        let frame = cluster.call(node, &["GET", key]);
+        let frame = cluster.call_following(node, &["GET", key]);
         assert!(!matches!(frame, Frame::Error(_)), "seed {seed}: final GET {key}: {frame:?}");
         let operation =
             recorded(REGISTER_CLIENTS, key, RegisterOp::Get, time, Some((time + 1, &frame)));
@@ -1503,7 +1580,7 @@ fn run_registers<E: Engine>(build: Build<E>, seed: u64, amnesia: bool) -> Regist
         completed += 1;
         time += 2;
     }
-    RegisterRun { cluster, history, hibernated, completed }
+    RegisterRun { cluster, history, hibernated, completed, redirects }
 }
 
 /// Ticks until the replicas of every group hold the same state and have
@@ -1539,9 +1616,22 @@ fn assert_replicas_converge<E: Engine>(cluster: &mut Cluster<E>, context: &str) 
 /// the registers of a sharded cluster are linearizable, judged by the
 /// checker on the clients' history, and every group's replicas converge.
 fn sharded_registers_stay_linearizable_through_faults<E: Engine>(build: Build<E>) {
+    registers_stay_linearizable(build, false);
+}
+
+/// Goal: the same in Redis Cluster mode, with clients following `-MOVED`
+/// and half of the reads served by `READONLY` replicas.
+fn cluster_mode_registers_and_replica_reads_stay_linearizable_through_faults<E: Engine>(
+    build: Build<E>,
+) {
+    registers_stay_linearizable(build, true);
+}
+
+fn registers_stay_linearizable<E: Engine>(build: Build<E>, cluster_mode: bool) {
     let mut hibernated = 0;
+    let (mut redirects, mut replica_reads) = (0, 0);
     for seed in 0..50 {
-        let mut run = run_registers(build, seed, false);
+        let mut run = run_registers_in(build, seed, false, cluster_mode);
         let verdict = check::check(&run.history, &check::Budget::default());
         match verdict {
             check::Verdict::Linearizable => {}
@@ -1554,9 +1644,14 @@ fn sharded_registers_stay_linearizable_through_faults<E: Engine>(build: Build<E>
         }
         assert!(run.completed > 300, "seed {seed}: the run made progress ({})", run.completed);
         hibernated += run.hibernated;
+        redirects += run.redirects;
+        replica_reads += run.cluster.read_indexes_delivered;
         assert_replicas_converge(&mut run.cluster, &format!("seed {seed}"));
     }
     assert!(hibernated > 0, "no group ever hibernated during the idle phases");
+    if cluster_mode {
+        assert!(redirects > 100 && replica_reads > 100, "{redirects} MOVED, {replica_reads} reads");
+    }
 }
 
 /// Goal: the linearizability test can fail. Histories that break the
@@ -1796,6 +1891,7 @@ macro_rules! both_engines {
 }
 
 both_engines!(
+    cluster_mode_registers_and_replica_reads_stay_linearizable_through_faults,
     a_leader_node_restarted_quickly_does_not_strand_its_hibernating_groups,
     sharded_registers_stay_linearizable_through_faults,
     the_register_checker_rejects_broken_histories_and_runs,
