@@ -218,9 +218,9 @@ struct QuietGroup {
 /// How often a command for a group this node does not host may be sent
 /// to another node before it fails.
 const REMOTE_REDIRECTS_MAX: u32 = 8;
-/// A `SCAN` cursor over many shards: the shard's position plus one in the
-/// top bits, the shard's own cursor (rounded down) in the rest. Rounding
-/// down can only return keys again, which SCAN allows.
+/// A `SCAN` cursor over many shards: the shard's id (never 0) in the top
+/// bits, the shard's own cursor (rounded down) in the rest. Rounding down can
+/// only return keys again, which SCAN allows.
 const SCAN_SHARD_SHIFT: u32 = 48;
 const SCAN_INNER_SHIFT: u32 = 64 - SCAN_SHARD_SHIFT;
 
@@ -246,8 +246,9 @@ enum Gather {
     AllOk,
     /// RANDOMKEY: the first non-null part, from a rotating start.
     FirstNonNull { start: usize },
-    /// SCAN: one shard at a time; the reply's cursor is rewritten.
-    Scan { position: usize, shards: usize },
+    /// SCAN: one shard at a time; the reply's cursor is rewritten to carry
+    /// the shard (`group`) or, when it is done, the one after it.
+    Scan { group: GroupId, next: Option<GroupId> },
     /// SESSION.OPEN: every part answers the same id.
     Same,
     /// SESSION.CLOSE: 1 if any part closed the session.
@@ -762,7 +763,10 @@ impl<E: Engine> Node<E> {
     fn leader_of(&self, group: GroupId) -> Option<NodeId> {
         match self.shards.get(&group) {
             Some(shard) => shard.leader(),
-            None => self.leader_hints.get(&group).copied(),
+            // A hint about a node gone silent is stale.
+            None => self.leader_hints.get(&group).copied().filter(|node| {
+                self.heard_from.get(node).is_some_and(|&at| self.ticks - at <= ALIVE_TICKS)
+            }),
         }
     }
 
@@ -788,9 +792,9 @@ impl<E: Engine> Node<E> {
         if readonly && hosted.is_some() && is_read(command) {
             return None;
         }
-        let leader = self
-            .leader_of(group)
-            .or_else(|| self.topology.shards.get(&group).and_then(|r| r.first().copied()))?;
+        // No leader known: the command waits for one here (or is forwarded)
+        // rather than sending the client to a node that may be dead.
+        let leader = self.leader_of(group)?;
         if leader == self.options.id {
             return None;
         }
@@ -807,6 +811,20 @@ impl<E: Engine> Node<E> {
         if let Some(shard) = self.shards.get_mut(&group) {
             shard.submit(request, command, self.now_ms);
             self.collect(group);
+            return;
+        }
+        if waits_for_others(&command) {
+            // A blocked client or a lock waiter is answered by its origin
+            // node, which must hold a replica of the shard to see the grant,
+            // withdraw the wait at its deadline, or follow the waiter across
+            // leader changes. Refused rather than risk an element or a lock
+            // handed to a client that was told it failed.
+            let frame = Frame::error(
+                "ERR this node holds no replica of the key's shard: send blocking commands and \
+                 lock or election waits to a node that does (CLUSTER SLOTS, cohort cluster \
+                 status)",
+            );
+            self.answer(request, frame);
             return;
         }
         let deadline_ms = self.now_ms + self.options.request_timeout_ms;
@@ -893,6 +911,14 @@ impl<E: Engine> Node<E> {
     /// this node leads, as a Redis master answers for its own slots), and
     /// the parts combine; anything else runs on the first shard.
     fn submit_keyless(&mut self, request: RequestId, command: Command) {
+        if let Some(name) = spanning_inside(&command) {
+            let frame = Frame::error(format!(
+                "ERR {} spans every shard of a sharded cluster: it cannot run inside MULTI or SEQ",
+                name.to_ascii_uppercase()
+            ));
+            self.outbox.replies.push((request, frame));
+            return;
+        }
         let name = match &command {
             Command::Execute(args) => args.first().map(|name| name.to_ascii_lowercase()),
             _ => None,
@@ -902,7 +928,7 @@ impl<E: Engine> Node<E> {
             Some(b"keys") => Gather::Concat,
             Some(b"flushall" | b"flushdb") => Gather::AllOk,
             Some(b"randomkey") => Gather::FirstNonNull { start: self.ticks as usize },
-            Some(b"scan") => Gather::Scan { position: 0, shards: 0 },
+            Some(b"scan") => Gather::Scan { group: 0, next: None },
             Some(b"session.open") => Gather::Same,
             Some(b"session.close") => Gather::Any,
             _ => {
@@ -946,17 +972,22 @@ impl<E: Engine> Node<E> {
                 self.outbox.replies.push((request, Frame::error("ERR invalid cursor")));
                 return;
             };
-            let position = (cursor >> SCAN_SHARD_SHIFT) as usize;
-            let position = position.saturating_sub(1);
-            if position >= groups.len() {
-                let done = Frame::Array(vec![Frame::bulk("0"), Frame::Array(Vec::new())]);
-                self.outbox.replies.push((request, done));
+            // The cursor names the shard by its id, not by its position in
+            // the list of shards: that list (the shards this node leads, in
+            // cluster mode) may change between two calls.
+            let group = match cursor >> SCAN_SHARD_SHIFT {
+                0 => groups[0],
+                group => group,
+            };
+            if !self.topology.shards.contains_key(&group) {
+                self.outbox.replies.push((request, Frame::error("ERR invalid cursor")));
                 return;
             }
             let inner = (cursor & ((1 << SCAN_SHARD_SHIFT) - 1)) << SCAN_INNER_SHIFT;
             args[1] = Bytes::from(inner.to_string());
-            gathering.gather = Gather::Scan { position, shards: groups.len() };
-            sends.push((groups[position], args));
+            let next = groups.iter().copied().find(|&other| other > group);
+            gathering.gather = Gather::Scan { group, next };
+            sends.push((group, args));
         } else {
             for group in groups {
                 sends.push((group, args.clone()));
@@ -1255,6 +1286,41 @@ fn args_keys(args: &[Bytes]) -> Vec<Bytes> {
     commands::command_keys(args).unwrap_or_default()
 }
 
+/// Commands that run on every shard and combine their replies.
+const SPANNING: [&str; 6] = ["dbsize", "keys", "flushall", "flushdb", "randomkey", "scan"];
+
+/// The spanning command inside a transaction or a `SEQ`, which would run on
+/// one shard only.
+fn spanning_inside(command: &Command) -> Option<&'static str> {
+    let spanning = |args: &[Bytes]| {
+        let name = args.first()?;
+        SPANNING.iter().copied().find(|spanning| name.eq_ignore_ascii_case(spanning.as_bytes()))
+    };
+    match command {
+        Command::Transaction { commands, .. } => commands.iter().find_map(|args| spanning(args)),
+        Command::Execute(args) if args.first().is_some_and(|n| n.eq_ignore_ascii_case(b"seq")) => {
+            spanning(args.get(3..).unwrap_or_default())
+        }
+        _ => None,
+    }
+}
+
+/// Whether a command may wait on other clients (a blocking pop, a stream
+/// read with BLOCK, a lock or election wait).
+fn waits_for_others(command: &Command) -> bool {
+    let Command::Execute(args) = command else { return false };
+    let inner = match args.first() {
+        Some(name) if name.eq_ignore_ascii_case(b"seq") => args.get(3..).unwrap_or_default(),
+        _ => &args[..],
+    };
+    let Some(name) = inner.first() else { return false };
+    if name.eq_ignore_ascii_case(b"xread") || name.eq_ignore_ascii_case(b"xreadgroup") {
+        // Without BLOCK they answer at once.
+        return inner.iter().any(|arg| arg.eq_ignore_ascii_case(b"block"));
+    }
+    crate::shard::is_blocking(inner) || crate::shard::lock_wait(command, 0).is_some()
+}
+
 /// Whether a command only reads (served by `READONLY` clients' replicas).
 fn is_read(command: &Command) -> bool {
     match command {
@@ -1304,7 +1370,7 @@ fn combine(gather: Gather, parts: Vec<Frame>) -> Frame {
                 .cloned()
                 .unwrap_or(Frame::Null)
         }
-        Gather::Scan { position, shards } => {
+        Gather::Scan { group, next } => {
             let Some(Frame::Array(mut reply)) = parts.into_iter().next() else {
                 return Frame::error("ERR malformed SCAN reply from a shard");
             };
@@ -1319,13 +1385,9 @@ fn combine(gather: Gather, parts: Vec<Frame>) -> Frame {
             };
             let next = if inner == 0 {
                 // This shard is done: the next one from its start, or the end.
-                if position + 1 >= shards {
-                    0
-                } else {
-                    ((position as u64) + 2) << SCAN_SHARD_SHIFT
-                }
+                next.map_or(0, |next| next << SCAN_SHARD_SHIFT)
             } else {
-                (((position as u64) + 1) << SCAN_SHARD_SHIFT) | (inner >> SCAN_INNER_SHIFT)
+                (group << SCAN_SHARD_SHIFT) | (inner >> SCAN_INNER_SHIFT)
             };
             reply[0] = Frame::bulk(next.to_string());
             Frame::Array(reply)

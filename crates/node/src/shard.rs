@@ -33,6 +33,15 @@ struct LocalRequest {
     lock_wait: Option<(Bytes, u64)>,
 }
 
+/// A read a replica serves from its own state once it has applied the
+/// leader's read index.
+struct ReplicaRead {
+    command: Command,
+    /// A leader answered; later answers (from a leader asked before a
+    /// leader change) are ignored.
+    index_known: bool,
+}
+
 /// A proposal in flight: who waits for it and what it was.
 struct Pending {
     term: Term,
@@ -72,9 +81,8 @@ pub(crate) struct Shard<E: Engine> {
     proposals: BTreeMap<Index, Pending>,
     reads: BTreeMap<u64, (Origin, Command)>,
     confirmed_reads: Vec<(Index, Origin, Command)>,
-    /// Reads this replica serves itself, by request, while it waits for the
-    /// leader's read index.
-    replica_reads: BTreeMap<RequestId, Command>,
+    /// Reads this replica serves itself, by request, until answered.
+    replica_reads: BTreeMap<RequestId, ReplicaRead>,
     next_read_context: u64,
     waiters: VecDeque<Waiter>,
     next_waiter: u64,
@@ -277,7 +285,7 @@ impl<E: Engine> Shard<E> {
             self.requests.get_mut(&request).expect("request").command = command.clone();
             self.read(Origin::Local(request), command);
         } else {
-            self.replica_reads.insert(request, command);
+            self.replica_reads.insert(request, ReplicaRead { command, index_known: false });
             self.route(Origin::Local(request), Command::ReadIndex);
         }
         self.drive();
@@ -526,18 +534,27 @@ impl<E: Engine> Shard<E> {
     fn reply(&mut self, origin: Origin, frame: Frame) {
         match origin {
             Origin::Local(request) if self.replica_reads.contains_key(&request) => {
-                let command = self.replica_reads.remove(&request).expect("replica read");
+                let read = self.replica_reads.get_mut(&request).expect("replica read");
                 match frame {
                     // The leader's read index: serve the read here once
                     // this replica has applied that far.
-                    Frame::Integer(index) if index >= 0 => {
+                    Frame::Integer(index) if index >= 0 && !read.index_known => {
+                        read.index_known = true;
+                        let command = read.command.clone();
                         if let Some(local) = self.requests.get_mut(&request) {
                             local.command = command.clone();
                             self.confirmed_reads.push((index as Index, origin, command));
                             self.serve_reads();
                         }
                     }
-                    error => self.reply(origin, error),
+                    // A late answer from a leader asked before (the
+                    // question went to the next leader too): the index
+                    // is known already.
+                    Frame::Integer(_) => {}
+                    error => {
+                        self.replica_reads.remove(&request);
+                        self.reply(origin, error);
+                    }
                 }
             }
             Origin::Local(request) => {
@@ -727,6 +744,10 @@ impl<E: Engine> Shard<E> {
         self.confirmed_reads = waiting;
         let context = self.replica.machine.read_context(self.now_ms);
         for (_, origin, command) in ready {
+            if let Origin::Local(request) = origin {
+                // A replica read answered: its reply goes to the client as is.
+                self.replica_reads.remove(&request);
+            }
             let store = &self.replica.machine.store;
             let frame = match &command {
                 Command::Execute(args) if is_coordination(args) => {
@@ -1101,7 +1122,7 @@ fn is_readonly(name: &[u8]) -> Option<bool> {
     commands::lookup(name).map(|spec| spec.is_readonly() && !spec.is_blocking())
 }
 
-fn is_blocking(args: &[Bytes]) -> bool {
+pub(crate) fn is_blocking(args: &[Bytes]) -> bool {
     let Some(name) = args.first() else { return false };
     if name.eq_ignore_ascii_case(b"elect.observe") {
         return true;
@@ -1114,7 +1135,7 @@ fn is_blocking(args: &[Bytes]) -> bool {
 
 /// For `LOCK.ACQUIRE … WAIT ms` and `ELECT.CAMPAIGN … WAIT ms`: the lock's
 /// name and when this node withdraws the wait.
-fn lock_wait(command: &Command, now_ms: u64) -> Option<(Bytes, u64)> {
+pub(crate) fn lock_wait(command: &Command, now_ms: u64) -> Option<(Bytes, u64)> {
     let Command::Execute(args) = command else { return None };
     let name = args.first()?;
     if !name.eq_ignore_ascii_case(b"lock.acquire") && !name.eq_ignore_ascii_case(b"elect.campaign")

@@ -1034,6 +1034,30 @@ fn a_sharded_cluster_spreads_keys_over_shards_and_serves_them_from_any_node<E: E
     let fenced = cluster.call(4, &["LOCK.FENCED", "{foo}lock", &token, "SET", "foo", "x"]);
     assert_eq!(fenced, Frame::ok());
     assert_eq!(cluster.call(1, &["GET", "foo"]), Frame::bulk("x"));
+    // A node without a replica of a key's shard refuses to carry a blocked
+    // client or a lock wait (it could not answer a grant or withdraw it)
+    // and loses nothing; a node with one serves them.
+    let group = topology.group_of_slot(placement::key_slot(b"queue"));
+    let outsider = (1..=5).find(|n| !topology.shards[&group].contains(n)).expect("an outsider");
+    let insider = topology.shards[&group][0];
+    for words in [&["BLPOP", "queue", "0"][..], &["LOCK.ACQUIRE", "queue", "30000", "WAIT", "800"]]
+    {
+        let refused = cluster.call(outsider, words);
+        assert!(
+            matches!(&refused, Frame::Error(e) if e.contains("holds no replica")),
+            "{refused:?}"
+        );
+    }
+    assert_eq!(cluster.call(outsider, &["RPUSH", "queue", "x"]), Frame::Integer(1));
+    assert_eq!(
+        cluster.call(insider, &["BLPOP", "queue", "1"]),
+        Frame::Array(vec![Frame::bulk("queue"), Frame::bulk("x")])
+    );
+    // Commands spanning every shard cannot hide inside MULTI or SEQ.
+    let multi = Command::Transaction { watched: Vec::new(), commands: vec![args(&["FLUSHALL"])] };
+    let request = cluster.submit(2, multi);
+    let refused = cluster.wait(request);
+    assert!(matches!(&refused, Frame::Error(e) if e.contains("spans every shard")), "{refused:?}");
     assert_eq!(cluster.call(5, &["FLUSHALL"]), Frame::ok());
     assert_eq!(cluster.call(1, &["DBSIZE"]), Frame::Integer(0));
 }
@@ -1872,6 +1896,63 @@ fn a_leader_node_restarted_quickly_does_not_strand_its_hibernating_groups<E: Eng
     assert_eq!(cluster.call(leader, &["GET", "k"]), Frame::bulk("v"));
 }
 
+/// Goal: a cluster-mode SCAN (over the shards the node leads) returns every
+/// key of the shards it leads throughout, even when leadership of another
+/// shard moves between two calls (the cursor names shards by id).
+fn a_cluster_mode_scan_survives_a_leadership_change_between_calls<E: Engine>(build: Build<E>) {
+    let mut cluster = Cluster::sharded(3, 6, 3, true, build);
+    cluster.elect_all();
+    cluster.tick(400);
+    let topology = cluster.topology.clone().unwrap();
+    for i in 0..90 {
+        let key = format!("scan:{i}");
+        assert_eq!(cluster.call_following(1, &["SET", &key, "v"]), Frame::ok());
+    }
+    let led: Vec<GroupId> = cluster.nodes[&1]
+        .shard_statuses()
+        .iter()
+        .filter(|(_, status)| status.role == consensus::Role::Leader)
+        .map(|(group, _)| *group)
+        .collect();
+    assert!(led.len() >= 2, "node 1 leads {led:?}");
+    let moved = led[0];
+    let mut seen = BTreeSet::new();
+    let mut cursor = "0".to_string();
+    for round in 0.. {
+        assert!(round < 1_000, "SCAN never ends");
+        let Frame::Array(reply) = cluster.call(1, &["SCAN", &cursor, "COUNT", "2"]) else {
+            panic!("SCAN")
+        };
+        let (Frame::Bulk(next), Frame::Array(names)) = (&reply[0], &reply[1]) else {
+            panic!("SCAN reply {reply:?}")
+        };
+        for name in names {
+            let Frame::Bulk(name) = name else { panic!("name {name:?}") };
+            seen.insert(String::from_utf8(name.to_vec()).unwrap());
+        }
+        cursor = String::from_utf8(next.to_vec()).unwrap();
+        if round == 0 {
+            // Node 1 gives up the first shard it leads, mid-scan.
+            let target = topology.shards[&moved].iter().copied().find(|&n| n != 1).unwrap();
+            let now = cluster.now_ms;
+            cluster.nodes.get_mut(&1).unwrap().transfer_leadership(moved, target, now);
+            cluster.flush(1);
+            cluster.deliver_all();
+            cluster.tick(30);
+        }
+        if cursor == "0" {
+            break;
+        }
+    }
+    for i in 0..90 {
+        let key = format!("scan:{i}");
+        let group = topology.group_of_slot(placement::key_slot(key.as_bytes()));
+        if led.contains(&group) && group != moved {
+            assert!(seen.contains(&key), "SCAN missed {key} (group {group})");
+        }
+    }
+}
+
 macro_rules! both_engines {
     ($($name:ident),* $(,)?) => {
         $(
@@ -1891,6 +1972,7 @@ macro_rules! both_engines {
 }
 
 both_engines!(
+    a_cluster_mode_scan_survives_a_leadership_change_between_calls,
     cluster_mode_registers_and_replica_reads_stay_linearizable_through_faults,
     a_leader_node_restarted_quickly_does_not_strand_its_hibernating_groups,
     sharded_registers_stay_linearizable_through_faults,
