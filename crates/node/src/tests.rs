@@ -1953,6 +1953,73 @@ fn a_cluster_mode_scan_survives_a_leadership_change_between_calls<E: Engine>(bui
     }
 }
 
+/// Goal: a replica read asks one leader for its read index, leadership
+/// moves, it asks the next one; the first leader's answer arrives late,
+/// after the second's, while the replica still waits to apply. The late
+/// index must not reach the client as the value (it did: a GET answered
+/// with an integer).
+fn a_late_read_index_from_an_earlier_leader_is_not_a_replica_reads_value<E: Engine>(
+    build: Build<E>,
+) {
+    let mut cluster = Cluster::sharded(3, 3, 3, true, build);
+    cluster.elect_all();
+    cluster.tick(400);
+    assert_eq!(cluster.call_following(1, &["SET", "k", "v"]), Frame::ok());
+    let (group, leader) = slot_leader(&cluster, "k");
+    let reader = (1..=3).find(|&n| n != leader).unwrap();
+    let next_leader = (1..=3).find(|&n| n != leader && n != reader).unwrap();
+    cluster.next_request += 1;
+    let request = cluster.next_request;
+    let now = cluster.now_ms;
+    let command = Command::Execute(args(&["GET", "k"]));
+    cluster.nodes.get_mut(&reader).unwrap().submit_with(request, command, true, now);
+    cluster.flush(reader);
+    // Deliver everything but the first leader's answer to the reader.
+    let is_answer = |from: NodeId, to: NodeId, message: &PeerMessage<E::Message>| {
+        from != reader
+            && to == reader
+            && matches!(message, PeerMessage::Reply { request: r, .. } if *r == request)
+    };
+    let mut late = None;
+    while let Some((from, to, message)) = cluster.network.pop_front() {
+        if late.is_none() && is_answer(from, to, &message) {
+            late = Some((from, message));
+            continue;
+        }
+        let now = cluster.now_ms;
+        cluster.nodes.get_mut(&to).unwrap().receive(from, message, now);
+        cluster.flush(to);
+    }
+    let (late_from, late) = late.expect("the first leader answered the read index");
+    assert_eq!(late_from, leader);
+    // Leadership moves; the reader asks the new leader, whose answer comes
+    // first; the old answer arrives right after it.
+    let now = cluster.now_ms;
+    cluster.nodes.get_mut(&leader).unwrap().transfer_leadership(group, next_leader, now);
+    cluster.flush(leader);
+    let mut late = Some(late);
+    for _ in 0..100 {
+        while let Some((from, to, message)) = cluster.network.pop_front() {
+            let answer = is_answer(from, to, &message);
+            let now = cluster.now_ms;
+            cluster.nodes.get_mut(&to).unwrap().receive(from, message, now);
+            cluster.flush(to);
+            if answer {
+                if let Some(late) = late.take() {
+                    cluster.nodes.get_mut(&reader).unwrap().receive(leader, late, now);
+                    cluster.flush(reader);
+                }
+            }
+        }
+        if cluster.replies.contains_key(&request) {
+            break;
+        }
+        cluster.tick(1);
+    }
+    assert!(late.is_none(), "the new leader never answered the read index");
+    assert_eq!(cluster.replies.remove(&request), Some(Frame::bulk("v")));
+}
+
 macro_rules! both_engines {
     ($($name:ident),* $(,)?) => {
         $(
@@ -1972,6 +2039,7 @@ macro_rules! both_engines {
 }
 
 both_engines!(
+    a_late_read_index_from_an_earlier_leader_is_not_a_replica_reads_value,
     a_cluster_mode_scan_survives_a_leadership_change_between_calls,
     cluster_mode_registers_and_replica_reads_stay_linearizable_through_faults,
     a_leader_node_restarted_quickly_does_not_strand_its_hibernating_groups,
