@@ -24,9 +24,9 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use common::{free_ports, parse_info, Ack, Client, Reply, WriterOutcome, COHORT, FAST_SETTINGS};
+use common::{parse_info, Ack, Client, Cluster, ClusterOptions, Node, Reply, WriterOutcome};
 use redis::cluster::{cluster_pipe, ClusterClient, ClusterConnection};
 use redis::{Commands, RedisResult};
 
@@ -297,113 +297,49 @@ impl Router {
 
 // ---- processes -------------------------------------------------------------------------------
 
-/// One `cohort serve` process of a [`ShardedCluster`].
-struct Member {
-    id: u64,
-    port: u16,
-    log_path: PathBuf,
-    child: Option<Child>,
-}
-
-impl Member {
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log_path).unwrap_or_default()
-    }
-
-    fn wait_ready(&mut self, deadline: Instant) {
-        loop {
-            if let Some(status) = self.child.as_mut().and_then(|child| child.try_wait().ok()?) {
-                panic!("node {} exited during startup ({status}):\n{}", self.id, self.log_text());
-            }
-            let pong = Client::connect(self.port).and_then(|mut client| client.command(&["PING"]));
-            if matches!(pong, Ok(Reply::Simple(ref text)) if text == "PONG") {
-                return;
-            }
-            assert!(Instant::now() < deadline, "node {} not ready: {pong:?}", self.id);
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 /// A sharded cluster in Redis Cluster mode, in its own temporary directory. Its processes are
 /// killed when it is dropped (also when a test panics, after printing the tail of each log).
 struct ShardedCluster {
-    members: Vec<Member>,
-    root: PathBuf,
+    cluster: Cluster,
 }
 
 impl ShardedCluster {
-    /// Starts [`NODES`] nodes with [`FAST_SETTINGS`] and [`CLUSTER_FLAGS`] and waits until every
+    /// Starts [`NODES`] nodes with the common fast settings and [`CLUSTER_FLAGS`] and waits until every
     /// slot range takes a write through its leader.
     fn start(name: &str) -> ShardedCluster {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().subsec_nanos();
-        let root = std::env::temp_dir()
-            .join(format!("cohort-itest-{name}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&root).expect("creating a test directory");
-        let ports = free_ports(2 * NODES);
-        let initial_cluster: Vec<String> = (0..NODES)
-            .map(|index| format!("{}=127.0.0.1:{}", index + 1, ports[NODES + index]))
-            .collect();
-        let initial_cluster = initial_cluster.join(",");
-        let mut cluster = ShardedCluster { members: Vec::new(), root: root.clone() };
-        for index in 0..NODES {
-            let id = index as u64 + 1;
-            let data_dir = root.join(format!("node-{id}"));
-            let log_path = root.join(format!("node-{id}.log"));
-            let log = File::create(&log_path).expect("creating the node log");
-            let child = Command::new(COHORT)
-                .args(["serve", "--node-id", &id.to_string()])
-                .args(["--port", &ports[index].to_string()])
-                .args(["--peer-port", &ports[NODES + index].to_string()])
-                .args(["--data-dir", data_dir.to_str().expect("utf-8 path")])
-                .args(["--initial-cluster", &initial_cluster])
-                .args(FAST_SETTINGS)
-                .args(CLUSTER_FLAGS)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("cloning the log handle"))
-                .stderr(log)
-                .spawn()
-                .expect("starting cohort");
-            cluster.members.push(Member { id, port: ports[index], log_path, child: Some(child) });
-        }
-        let deadline = Instant::now() + Duration::from_secs(20);
-        for member in &mut cluster.members {
-            member.wait_ready(deadline);
-        }
+        let options = ClusterOptions::new(name, NODES as u64).with(CLUSTER_FLAGS);
+        let mut cluster = ShardedCluster { cluster: Cluster::launch(options) };
         let started = Instant::now();
         cluster.wait_serving(Duration::from_secs(30));
         eprintln!("{name}: every slot range took a write {:?} after startup", started.elapsed());
         cluster
     }
 
+    fn root(&self) -> &Path {
+        self.cluster.root()
+    }
+
     fn ports(&self) -> Vec<u16> {
-        self.members.iter().map(|member| member.port).collect()
+        self.cluster.nodes.iter().map(|node| node.port).collect()
     }
 
     fn live_ports(&self) -> Vec<u16> {
-        self.members.iter().filter(|member| member.child.is_some()).map(|m| m.port).collect()
+        self.cluster.nodes.iter().filter(|node| node.is_running()).map(|n| n.port).collect()
     }
 
     /// Panics, with its log, if a node that should run has exited.
     fn assert_running(&mut self) {
-        for member in &mut self.members {
-            let exited = member.child.as_mut().and_then(|child| child.try_wait().ok()?);
-            if let Some(status) = exited {
-                member.child = None;
-                panic!("node {} exited ({status}):\n{}", member.id, member.log_text());
+        for id in 1..=NODES as u64 {
+            let node = self.cluster.node_mut(id);
+            if let Some(status) = node.exited() {
+                panic!("node {id} exited ({status}):\n{}", node.log_text());
             }
         }
     }
 
-    fn member_mut(&mut self, port: u16) -> &mut Member {
-        self.members.iter_mut().find(|member| member.port == port).expect("a member on the port")
+    fn node_on_port(&mut self, port: u16) -> &mut Node {
+        let id = self.cluster.nodes.iter().find(|node| node.port == port).expect("a node").id;
+        self.cluster.node_mut(id)
     }
 
     /// Waits until [`ShardedCluster::serving_problem`] finds none, then until every live node
@@ -512,18 +448,6 @@ fn slots_problem(port: u16, live: &[u16]) -> Option<String> {
     }
 }
 
-impl Drop for ShardedCluster {
-    fn drop(&mut self) {
-        for member in &mut self.members {
-            member.kill();
-        }
-        if std::thread::panicking() {
-            common::print_log_tails(self.members.iter().map(|m| (m.id, m.log_text())));
-        }
-        let _ = std::fs::remove_dir_all(&self.root);
-    }
-}
-
 // ---- external tools --------------------------------------------------------------------------
 
 fn wait_with_timeout(child: &mut Child, timeout: Duration, what: &str) -> ExitStatus {
@@ -604,7 +528,7 @@ fn cluster_clients_reach_every_slot_through_one_node() {
         "redis-py",
         "python3 -m pip install redis",
     ) {
-        run_python("cluster_mode.py", &ports, &cluster.root);
+        run_python("cluster_mode.py", &ports, cluster.root());
     }
     if common::tool_available(
         "redis-cli",
@@ -1057,7 +981,7 @@ fn killing_a_node_loses_no_acknowledged_write() {
 
     let at_kill = writers.acknowledged();
     let killed_at = Instant::now();
-    cluster.member_mut(victim).kill();
+    cluster.node_on_port(victim).kill();
     eprintln!("killed the node on port {victim} (SIGKILL), leader of {} slots", led[&victim]);
 
     // Every survivor soon names a live master for every slot.

@@ -302,6 +302,13 @@ impl Node {
         self.child.is_some()
     }
 
+    /// The process's exit status if it has exited (reaping it); `None` while it runs.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        let status = self.child.as_mut()?.try_wait().ok()??;
+        self.child = None;
+        Some(status)
+    }
+
     /// `kill -9` and reap.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -439,6 +446,14 @@ impl Cluster {
     }
 
     pub fn start_with(options: ClusterOptions) -> Cluster {
+        let cluster = Cluster::launch(options);
+        cluster.wait_for_leader(Duration::from_secs(20));
+        cluster
+    }
+
+    /// Starts the nodes and waits until each answers PING, not for a leader (a sharded
+    /// cluster has one per shard).
+    pub fn launch(options: ClusterOptions) -> Cluster {
         let root = unique_directory(options.name);
         let count = usize::try_from(options.nodes).expect("node count fits usize");
         let ports = free_ports(2 * count);
@@ -472,7 +487,6 @@ impl Cluster {
         for node in &mut cluster.nodes {
             node.wait_ready(Duration::from_secs(20));
         }
-        cluster.wait_for_leader(Duration::from_secs(20));
         cluster
     }
 
