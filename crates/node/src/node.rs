@@ -638,8 +638,7 @@ impl<E: Engine> Node<E> {
                     if let Some(&(leader, position)) = self.hibernating.get(&group) {
                         let shard = &self.shards[&group];
                         let unchanged = shard.leader() == Some(leader)
-                            && shard.position() == position
-                            && shard.is_quiet();
+                            && shard.quiet_position() == Some(position);
                         if !unchanged {
                             self.wake(group);
                         }
@@ -1144,15 +1143,14 @@ impl<E: Engine> Node<E> {
         let groups: Vec<GroupId> = self.shards.keys().copied().collect();
         for group in groups {
             let shard = &self.shards[&group];
-            if !shard.is_leader() || !shard.is_quiet() {
+            let Some(position) = shard.quiet_position().filter(|_| shard.is_leader()) else {
                 if self.quiet.get(&group).is_some_and(|quiet| quiet.hibernating) {
                     self.wake(group);
                 } else {
                     self.quiet.remove(&group);
                 }
                 continue;
-            }
-            let position = shard.position();
+            };
             let members = shard.other_members();
             let quiet = self.quiet.entry(group).or_insert_with(|| QuietGroup {
                 position,
@@ -1200,8 +1198,7 @@ impl<E: Engine> Node<E> {
             let Some(shard) = self.shards.get(&group) else { continue };
             let caught_up = !shard.is_leader()
                 && shard.leader() == Some(from)
-                && shard.position() == (term, index)
-                && shard.is_quiet();
+                && shard.quiet_position() == Some((term, index));
             if caught_up {
                 self.hibernating.insert(group, (from, (term, index)));
                 acknowledged.push((group, term, index));

@@ -326,13 +326,13 @@ impl<E: Engine> Shard<E> {
         self.drive();
     }
 
-    /// Nothing is in flight: no client waits on this replica, everything in
-    /// the log is committed and applied and every output released, no purge,
-    /// lease expiry or membership change is pending. A quiet group may
-    /// hibernate.
-    pub fn is_quiet(&self) -> bool {
+    /// The replica's term and last log index if it is quiet: nothing is in
+    /// flight, no client waits on it, everything in the log is committed and
+    /// applied and every output released, no purge, lease expiry or
+    /// membership change is pending. A quiet group may hibernate.
+    pub fn quiet_position(&self) -> Option<(Term, Index)> {
         let status = self.replica.engine.status();
-        matches!(status.role, Role::Leader | Role::Follower | Role::Learner)
+        let quiet = matches!(status.role, Role::Leader | Role::Follower | Role::Learner)
             && status.leader.is_some()
             && status.commit == status.last_index
             && self.replica.machine.applied == status.commit
@@ -346,13 +346,8 @@ impl<E: Engine> Shard<E> {
             && self.membership_queue.is_empty()
             && self.purge_in_flight.is_none()
             && self.lease_expiry_in_flight.is_none()
-            && !self.replica.engine.has_ready()
-    }
-
-    /// The replica's term and last log index.
-    pub fn position(&self) -> (Term, Index) {
-        let status = self.replica.engine.status();
-        (status.term, status.last_index)
+            && !self.replica.engine.has_ready();
+        quiet.then_some((status.term, status.last_index))
     }
 
     /// Every member of the group but this node.
